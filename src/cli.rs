@@ -1,0 +1,278 @@
+//! The command line: clap-derive structs only. Doc comments are the help text.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Kubernetes ordinals are int32.
+pub const MAX_ORDINAL: i64 = i32::MAX as i64;
+/// The largest set rolecall accepts: far above any real StatefulSet, small enough that a typo
+/// (`--replicas 30000000`) cannot make a render take minutes and gigabytes.
+pub const MAX_REPLICAS: i64 = 10_000;
+
+/// Give each StatefulSet pod its identity: ordinal, server id, role, peers and rendered config.
+///
+/// Runs as an initContainer: reads the pod's hostname, works out who it is in the set, renders
+/// the config templates of its role and exits. Exit codes: 0 ok, 1 internal, 2 usage,
+/// 3 identity, 4 role or template, 5 output, 6 wait timed out.
+#[derive(Debug, Parser)]
+#[command(
+    name = "rolecall",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render this pod's config files, peers file and rolecall.env into --out
+    Render(RenderArgs),
+    /// Print this pod's identity as shell `export` lines (or JSON) for `eval "$(rolecall env)"`
+    Env(EnvArgs),
+    /// Print one field of this pod's identity, e.g. `rolecall get role`
+    Get(GetArgs),
+    /// Show every pod of the set: ordinal, server id, role, FQDN and files
+    Plan(PlanArgs),
+    /// Render every pod of the set in memory and report every error
+    Check(CheckArgs),
+    /// List the built-in roles, or show one with `roles show NAME`
+    Roles(RolesArgs),
+    /// Render, then replace this process with CMD (for images that use rolecall as entrypoint)
+    Exec(ExecArgs),
+}
+
+/// Who this pod is and where the pods of its set live.
+#[derive(Debug, Args)]
+pub struct PodArgs {
+    /// Pod hostname [default: env POD_NAME, else the kernel hostname]
+    #[arg(long, env = "ROLECALL_HOSTNAME", value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Regex splitting the hostname; needs a named group `ordinal`, may have `name`
+    #[arg(
+        long,
+        env = "ROLECALL_ORDINAL_REGEX",
+        value_name = "REGEX",
+        default_value = r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$"
+    )]
+    pub ordinal_regex: String,
+
+    /// The pod's apps.kubernetes.io/pod-index label; must agree with the hostname
+    #[arg(long, env = "ROLECALL_POD_INDEX", value_name = "N")]
+    pub pod_index: Option<u32>,
+
+    /// The StatefulSet's spec.ordinals.start
+    #[arg(long, env = "ROLECALL_START_ORDINAL", value_name = "N", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=MAX_ORDINAL))]
+    pub start_ordinal: u32,
+
+    /// Number of pods in the set (spec.replicas, at most 10000); never guessed
+    #[arg(long, env = "ROLECALL_REPLICAS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=MAX_REPLICAS))]
+    pub replicas: Option<u32>,
+
+    /// Headless Service name [default: the set name]
+    #[arg(long, env = "ROLECALL_SERVICE", value_name = "NAME")]
+    pub service: Option<String>,
+
+    /// Namespace [default: env POD_NAMESPACE, else the service-account namespace file, else
+    /// `default`]
+    #[arg(long, env = "POD_NAMESPACE", value_name = "NAME")]
+    pub namespace: Option<String>,
+
+    /// Cluster DNS domain [default: from the `search` line of /etc/resolv.conf, else
+    /// `cluster.local`]
+    #[arg(long, env = "ROLECALL_CLUSTER_DOMAIN", value_name = "DOMAIN")]
+    pub cluster_domain: Option<String>,
+}
+
+/// Which role this set plays and where its templates come from.
+#[derive(Debug, Args)]
+pub struct RoleArgs {
+    /// Built-in role NAME (see `rolecall roles`) or a path to a role.toml
+    #[arg(long, value_name = "NAME|PATH")]
+    pub role: Option<String>,
+
+    /// The mounted ConfigMap; its keys override the role's templates
+    #[arg(long, env = "ROLECALL_CONFIG_DIR", value_name = "DIR")]
+    pub config_dir: Option<PathBuf>,
+
+    /// Set a template var: `vars.KEY` in templates, ROLECALL_VAR_KEY in env (repeatable)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+
+    /// Server id = offset + ordinal [default: the role's offset, 0 without a role]
+    #[arg(long, env = "ROLECALL_ID_OFFSET", value_name = "N")]
+    pub id_offset: Option<u64>,
+
+    /// Port of every peer [default: the role's port]
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
+    /// Data directory; `first_boot` is true when it is absent or empty
+    #[arg(long, env = "ROLECALL_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Without --role: the config-dir key the leader (the first pod) renders
+    #[arg(long, value_name = "KEY", conflicts_with = "role")]
+    pub leader_file: Option<String>,
+
+    /// Without --role: the config-dir key every other pod renders
+    #[arg(long, value_name = "KEY", conflicts_with = "role")]
+    pub follower_file: Option<String>,
+
+    /// Without --role: a config-dir key every pod renders (repeatable)
+    #[arg(long = "file", value_name = "KEY", conflicts_with = "role")]
+    pub files: Vec<String>,
+
+    /// Without --role: name of the server-id file (`.cnf`: `[mysqld]` and `server-id=N`; other
+    /// names: just the id)
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "server-id.cnf",
+        conflicts_with = "role"
+    )]
+    pub id_file: String,
+
+    /// Without --role: write no server-id file
+    #[arg(long, conflicts_with_all = ["role", "id_file"])]
+    pub no_id_file: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    /// Directory to write into (created if missing)
+    #[arg(long, env = "ROLECALL_OUT", value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Owner of the written files
+    #[arg(long, env = "ROLECALL_OWNER", value_name = "UID:GID")]
+    pub owner: Option<String>,
+
+    /// Mode of the written files, in octal (a role may set its own per file)
+    #[arg(
+        long,
+        env = "ROLECALL_MODE",
+        value_name = "OCTAL",
+        default_value = "0644"
+    )]
+    pub mode: String,
+
+    /// Print every file that would be written, with a diff against what is there; write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// No summary on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum EnvFormat {
+    Shell,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = EnvFormat::Shell)]
+    pub format: EnvFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// One of: hostname name ordinal index start_ordinal replicas server_id role is_leader
+    /// service namespace cluster_domain fqdn port address peers leader leader_address first_boot
+    /// vars.KEY
+    #[arg(value_name = "FIELD")]
+    pub field: String,
+
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The set name [default: from the hostname]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PlanFormat::Table)]
+    pub format: PlanFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The set name [default: from the hostname]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    /// No report on success
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RolesArgs {
+    #[command(subcommand)]
+    pub command: Option<RolesCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolesCommand {
+    /// Print a built-in role's role.toml and templates
+    Show {
+        /// Role name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub render: RenderArgs,
+
+    /// The command to run after rendering, and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}

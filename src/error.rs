@@ -1,0 +1,73 @@
+//! Exit codes and the error type that carries one.
+//!
+//! Stages return `anyhow::Result`; the pipeline in `lib.rs` tags each stage's errors with the exit
+//! code that stage stands for, so `main` can print the message once and exit with the right code.
+
+use std::fmt;
+
+/// The documented exit codes (see the README).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    /// A bug or an environment failure nobody could foresee.
+    Internal = 1,
+    /// Bad flags or values given on the command line.
+    Usage = 2,
+    /// Who this pod is cannot be worked out: no ordinal, out of range, pod-index mismatch,
+    /// replicas missing.
+    Identity = 3,
+    /// A bad role file, a missing or broken template, a server id out of range.
+    Template = 4,
+    /// The output cannot be created or written.
+    Output = 5,
+    /// `wait` gave up before its targets were ready.
+    Timeout = 6,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// An error with the exit code it should end the process with.
+#[derive(Debug)]
+pub struct Failure {
+    pub exit: Exit,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(exit: Exit, error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit,
+            error: error.into(),
+        }
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+pub type Result<T, E = Failure> = std::result::Result<T, E>;
+
+/// Tags an error with the exit code of the stage it came from.
+pub trait OrExit<T> {
+    fn or_exit(self, exit: Exit) -> Result<T>;
+}
+
+impl<T, E: Into<anyhow::Error>> OrExit<T> for std::result::Result<T, E> {
+    fn or_exit(self, exit: Exit) -> Result<T> {
+        self.map_err(|e| Failure::new(exit, e))
+    }
+}
+
+/// Returns early with an error tagged by an exit code: `fail!(Exit::Usage, "bad {x}")`.
+#[macro_export]
+macro_rules! fail {
+    ($exit:expr, $($arg:tt)*) => {
+        return Err($crate::error::Failure::new($exit, anyhow::anyhow!($($arg)*)))
+    };
+}

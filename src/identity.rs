@@ -1,0 +1,241 @@
+//! Who this pod is: the set name and ordinal from its hostname, and its index in the set.
+//! Pure: the hostname and the settings come in, nothing is read here.
+
+use anyhow::{bail, ensure};
+use regex::Regex;
+
+use crate::cli::MAX_ORDINAL;
+
+/// This pod's place in its StatefulSet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    /// The pod name, e.g. `web-2`.
+    pub hostname: String,
+    /// The set name, e.g. `web`.
+    pub name: String,
+    pub ordinal: u32,
+    /// `ordinal - start ordinal`: 0 for the first pod of the set.
+    pub index: u32,
+}
+
+/// What identity needs to know besides the hostname.
+#[derive(Clone, Debug)]
+pub struct Shape {
+    pub start_ordinal: u32,
+    pub replicas: Option<u32>,
+}
+
+/// Splits a hostname into set name and ordinal, checks the pod-index label agrees, and places
+/// the ordinal in the set.
+pub fn resolve(
+    hostname: &str,
+    regex: &Regex,
+    pod_index: Option<u32>,
+    shape: &Shape,
+) -> anyhow::Result<Identity> {
+    let (name, ordinal) = split(hostname, regex)?;
+    if let Some(label) = pod_index {
+        ensure!(
+            label == ordinal,
+            "pod-index label says {label} but hostname `{hostname}` says ordinal {ordinal}; \
+             they must agree (check --pod-index / ROLECALL_POD_INDEX)"
+        );
+    }
+    let index = index_of(ordinal, shape)?;
+    Ok(Identity {
+        hostname: pod_name(&name, ordinal),
+        name,
+        ordinal,
+        index,
+    })
+}
+
+/// The name of the pod with this ordinal, as the StatefulSet controller names it.
+pub fn pod_name(name: &str, ordinal: u32) -> String {
+    format!("{name}-{ordinal}")
+}
+
+/// Splits `web-2` (or `web-2.web.ns.svc.cluster.local`) into `("web", 2)`.
+pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
+    ensure!(
+        !hostname.is_empty(),
+        "the hostname is empty; pass --hostname NAME-N or set POD_NAME"
+    );
+    // With setHostnameAsFQDN the kernel hostname is the pod's FQDN; the pod name is its first label.
+    let short = hostname.split('.').next().unwrap_or(hostname);
+    let shown = hostname.escape_debug();
+    let Some(caps) = regex.captures(short) else {
+        bail!(
+            "hostname `{shown}` has no ordinal suffix (it does not match `{regex}`); \
+             pass --hostname NAME-N, or --ordinal-regex for another naming scheme"
+        );
+    };
+    let Some(digits) = caps.name("ordinal") else {
+        bail!(
+            "hostname `{shown}`: the `ordinal` group of `{regex}` did not take part in the match"
+        );
+    };
+    let ordinal = parse_ordinal(digits.as_str()).map_err(|why| {
+        anyhow::anyhow!(
+            "hostname `{shown}`: ordinal `{}` {why}",
+            digits.as_str().escape_debug()
+        )
+    })?;
+    let name = match caps.name("name") {
+        Some(name) => name.as_str(),
+        None => short[..digits.start()].trim_end_matches(['-', '_', '.']),
+    };
+    ensure!(
+        is_dns_label(&pod_name(name, ordinal)),
+        "hostname `{shown}`: pod name `{}` is not a DNS label (lowercase letters, digits and `-`, \
+         at most 63 characters), as StatefulSet pod names are",
+        pod_name(name, ordinal).escape_debug()
+    );
+    Ok((name.to_string(), ordinal))
+}
+
+fn parse_ordinal(digits: &str) -> Result<u32, String> {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("is not a number".into());
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        return Err("has a leading zero; StatefulSet ordinals never do".into());
+    }
+    match digits.parse::<u32>() {
+        Ok(n) if i64::from(n) <= MAX_ORDINAL => Ok(n),
+        _ => Err(format!(
+            "is larger than {MAX_ORDINAL}, the largest Kubernetes ordinal"
+        )),
+    }
+}
+
+/// Places an ordinal in `[start, start + replicas)`.
+pub fn index_of(ordinal: u32, shape: &Shape) -> anyhow::Result<u32> {
+    let start = shape.start_ordinal;
+    ensure!(
+        ordinal >= start,
+        "ordinal {ordinal} is below the start ordinal {start}; check --start-ordinal (spec.ordinals.start)"
+    );
+    if let Some(replicas) = shape.replicas {
+        let end = u64::from(start) + u64::from(replicas);
+        ensure!(
+            u64::from(ordinal) < end,
+            "ordinal {ordinal} is outside the set: {replicas} replicas from ordinal {start} end at {}; \
+             check --replicas and --start-ordinal",
+            end - 1
+        );
+    }
+    Ok(ordinal - start)
+}
+
+/// An RFC 1123 label: what Kubernetes allows as a pod hostname or a namespace.
+pub fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// A DNS name of labels like `cluster.local`.
+pub fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_regex() -> Regex {
+        Regex::new(r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$").unwrap()
+    }
+
+    fn shape(start: u32, replicas: Option<u32>) -> Shape {
+        Shape {
+            start_ordinal: start,
+            replicas,
+        }
+    }
+
+    #[test]
+    fn splits_statefulset_hostnames() {
+        let re = default_regex();
+        for (host, name, ordinal) in [
+            ("web-0", "web", 0),
+            ("web-12", "web", 12),
+            ("my-db-3", "my-db", 3),
+            ("zk-2.zk.default.svc.cluster.local", "zk", 2),
+            ("a-2147483647", "a", 2147483647),
+        ] {
+            assert_eq!(
+                split(host, &re).unwrap(),
+                (name.to_string(), ordinal),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn rejects_hostnames_that_are_not_pod_names() {
+        let re = default_regex();
+        for (host, says) in [
+            ("", "empty"),
+            ("web", "no ordinal suffix"),
+            ("-", "no ordinal suffix"),
+            ("web-", "no ordinal suffix"),
+            ("web-01", "leading zero"),
+            ("web-2147483648", "larger than"),
+            ("web-99999999999999999999", "larger than"),
+            ("Web-1", "not a DNS label"),
+            ("wéb-1", "not a DNS label"),
+            ("web\n-1", "no ordinal suffix"),
+            (&format!("{}-1", "a".repeat(300)), "not a DNS label"),
+        ] {
+            let err = split(host, &re).unwrap_err().to_string();
+            assert!(err.contains(says), "{host:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_regex_without_a_name_group_takes_the_prefix() {
+        let re = Regex::new(r"(?P<ordinal>[0-9]+)$").unwrap();
+        assert_eq!(
+            split("kafka-broker-7", &re).unwrap(),
+            ("kafka-broker".to_string(), 7)
+        );
+    }
+
+    #[test]
+    fn index_counts_from_the_start_ordinal() {
+        let re = default_regex();
+        let id = resolve("web-7", &re, None, &shape(5, Some(3))).unwrap();
+        assert_eq!((id.ordinal, id.index), (7, 2));
+        assert!(resolve("web-8", &re, None, &shape(5, Some(3))).is_err());
+        assert!(resolve("web-4", &re, None, &shape(5, Some(3))).is_err());
+        assert_eq!(
+            resolve("web-9", &re, None, &shape(5, None)).unwrap().index,
+            4
+        );
+    }
+
+    #[test]
+    fn pod_index_must_agree() {
+        let re = default_regex();
+        assert!(resolve("web-2", &re, Some(2), &shape(0, None)).is_ok());
+        let err = resolve("web-2", &re, Some(3), &shape(0, None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pod-index"), "{err}");
+    }
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_name("cluster.local"));
+        assert!(is_dns_name("example.internal"));
+        assert!(!is_dns_name("cluster..local"));
+        assert!(!is_dns_name("Cluster.local"));
+        assert!(!is_dns_name(""));
+    }
+}

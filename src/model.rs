@@ -1,0 +1,431 @@
+//! The cluster model: every pod's server id, role, name and address, and the leader.
+//! Pure: built from the identity, the role and the settings; touches no file system.
+
+use anyhow::{anyhow, bail, ensure};
+use serde::Serialize;
+
+use crate::identity::pod_name;
+use crate::role::{Bound, FileSpec, Role, Var, Vars};
+
+/// Where the pods of the set live in DNS.
+#[derive(Clone, Debug, Serialize)]
+pub struct Placement {
+    pub service: String,
+    pub namespace: String,
+    pub cluster_domain: String,
+}
+
+/// One pod of the set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub ordinal: u32,
+    pub index: u32,
+    pub server_id: u64,
+    pub hostname: String,
+    pub fqdn: String,
+    pub port: Option<u16>,
+    /// `fqdn:port`, or just the FQDN when the role has no port.
+    pub address: String,
+    pub role: String,
+    /// Which rule of the role gave this pod its role.
+    #[serde(skip)]
+    pub rule: usize,
+}
+
+/// A role rule with its var bounds looked up.
+#[derive(Clone, Debug)]
+struct Condition {
+    index: Option<u32>,
+    from: Option<u32>,
+    below: Option<u32>,
+    /// A bound var is empty: the rule matches no pod.
+    disabled: bool,
+}
+
+impl Condition {
+    fn matches(&self, index: u32) -> bool {
+        !self.disabled
+            && self.index.is_none_or(|i| index == i)
+            && self.from.is_none_or(|f| index >= f)
+            && self.below.is_none_or(|b| index < b)
+    }
+}
+
+/// Everything that decides each pod's identity, ready to place pods.
+#[derive(Debug)]
+pub struct Model<'r> {
+    role: &'r Role,
+    conditions: Vec<Condition>,
+    pub name: String,
+    pub placement: Placement,
+    pub start_ordinal: u32,
+}
+
+/// The whole set: every pod, in ordinal order.
+#[derive(Debug)]
+pub struct Cluster<'r> {
+    pub model: Model<'r>,
+    pub replicas: u32,
+    pub members: Vec<Member>,
+    /// Index into `members` of the first pod with the leader role.
+    pub leader: Option<usize>,
+    /// Things that work but are unwise, e.g. an even-sized quorum.
+    pub warnings: Vec<String>,
+}
+
+impl<'r> Model<'r> {
+    pub fn new(
+        role: &'r Role,
+        vars: &Vars,
+        name: &str,
+        placement: Placement,
+        start_ordinal: u32,
+    ) -> anyhow::Result<Self> {
+        let conditions = role
+            .spec
+            .rules
+            .iter()
+            .map(|rule| {
+                let mut disabled = false;
+                let mut bound = |b: &Option<Bound>| -> anyhow::Result<Option<u32>> {
+                    match b {
+                        None => Ok(None),
+                        Some(Bound::Index(i)) => Ok(Some(*i)),
+                        Some(Bound::Var(var)) => match resolve_bound(vars, var)? {
+                            Some(i) => Ok(Some(i)),
+                            None => {
+                                disabled = true;
+                                Ok(None)
+                            }
+                        },
+                    }
+                };
+                let (index, from, below) =
+                    (bound(&rule.index)?, bound(&rule.from)?, bound(&rule.below)?);
+                Ok(Condition {
+                    index,
+                    from,
+                    below,
+                    disabled,
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Model {
+            role,
+            conditions,
+            name: name.to_string(),
+            placement,
+            start_ordinal,
+        })
+    }
+
+    pub fn role(&self) -> &'r Role {
+        self.role
+    }
+
+    /// The pod at `index`: its server id (checked against the role's range) and its role.
+    pub fn member(&self, index: u32) -> anyhow::Result<Member> {
+        let spec = &self.role.spec;
+        let ordinal = self
+            .start_ordinal
+            .checked_add(index)
+            .ok_or_else(|| anyhow!("ordinal {} + {index} overflows", self.start_ordinal))?;
+        let ids = &spec.server_id;
+        let server_id = ids
+            .offset
+            .checked_add(u64::from(ordinal))
+            .filter(|id| (ids.min..=ids.max).contains(id));
+        let Some(server_id) = server_id else {
+            bail!(
+                "server id of ordinal {ordinal} (id offset {} + ordinal) is outside the range {}..={} of role {}; \
+                 change --id-offset, --start-ordinal or --replicas",
+                ids.offset,
+                ids.min,
+                ids.max,
+                self.role.name
+            );
+        };
+        let Some(rule) = self.conditions.iter().position(|c| c.matches(index)) else {
+            bail!(
+                "no rule of role {} matches the pod at index {index}; add a rule without conditions last",
+                self.role.name
+            );
+        };
+        let hostname = pod_name(&self.name, ordinal);
+        let Placement {
+            service,
+            namespace,
+            cluster_domain,
+        } = &self.placement;
+        let fqdn = format!("{hostname}.{service}.{namespace}.svc.{cluster_domain}");
+        let port = spec.port;
+        Ok(Member {
+            ordinal,
+            index,
+            server_id,
+            address: match port {
+                Some(port) => format!("{fqdn}:{port}"),
+                None => fqdn.clone(),
+            },
+            hostname,
+            fqdn,
+            port,
+            role: spec.rules[rule].role.clone(),
+            rule,
+        })
+    }
+
+    /// The templates this pod renders: the role's common files, then its rule's.
+    pub fn files(&self, member: &Member) -> impl Iterator<Item = &'r FileSpec> + use<'r> {
+        let spec = &self.role.spec;
+        spec.files.iter().chain(&spec.rules[member.rule].files)
+    }
+
+    /// Places every pod of a set of `replicas` pods.
+    pub fn cluster(self, replicas: u32) -> anyhow::Result<Cluster<'r>> {
+        let sizes = &self.role.spec.replicas;
+        ensure!(
+            (sizes.min..=sizes.max).contains(&replicas),
+            "role {} runs with {}..={} replicas, not {replicas}",
+            self.role.name,
+            sizes.min,
+            sizes.max
+        );
+        let end = u64::from(self.start_ordinal) + u64::from(replicas) - 1;
+        ensure!(
+            end <= crate::cli::MAX_ORDINAL as u64,
+            "{replicas} replicas from ordinal {} reach ordinal {end}, beyond the largest Kubernetes ordinal",
+            self.start_ordinal
+        );
+        let members = (0..replicas)
+            .map(|i| self.member(i))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let leader_role = self.role.leader_role();
+        let leader = members.iter().position(|m| m.role == leader_role);
+        let mut warnings = Vec::new();
+        if sizes.warn_even && replicas % 2 == 0 {
+            warnings.push(format!(
+                "role {}: {replicas} is an even number of members; a quorum of {} tolerates no more failures than {} members do",
+                self.role.name,
+                replicas,
+                replicas - 1
+            ));
+        }
+        Ok(Cluster {
+            model: self,
+            replicas,
+            members,
+            leader,
+            warnings,
+        })
+    }
+}
+
+/// Reads a rule bound from a var: a whole number, or empty for "this rule is off".
+fn resolve_bound(vars: &Vars, var: &str) -> anyhow::Result<Option<u32>> {
+    let value = vars
+        .get(var)
+        .ok_or_else(|| anyhow!("rule bound var `{var}` has no value"))?;
+    let parsed = match value {
+        Var::Int(i) => u32::try_from(*i).ok(),
+        Var::Str(s) if s.is_empty() => return Ok(None),
+        Var::Str(s) => s.parse().ok(),
+        _ => None,
+    };
+    parsed.map(Some).ok_or_else(|| {
+        anyhow!("var `{var}` = `{value}` bounds a rule, so it must be a whole number from 0 (or empty for none)")
+    })
+}
+
+/// A peer as templates see it: a member, plus whether it is the pod being rendered.
+#[derive(Serialize)]
+pub struct Peer<'a> {
+    #[serde(flatten)]
+    pub member: &'a Member,
+    pub is_leader: bool,
+    pub is_self: bool,
+}
+
+/// The template context for one pod (see the README for every name).
+#[derive(Serialize)]
+pub struct View<'a> {
+    pub hostname: &'a str,
+    pub name: &'a str,
+    pub ordinal: u32,
+    pub index: u32,
+    pub start_ordinal: u32,
+    pub replicas: u32,
+    pub server_id: u64,
+    pub role: &'a str,
+    pub is_leader: bool,
+    pub service: &'a str,
+    pub namespace: &'a str,
+    pub cluster_domain: &'a str,
+    pub fqdn: &'a str,
+    pub port: Option<u16>,
+    pub address: &'a str,
+    pub peers: Vec<Peer<'a>>,
+    pub leader: Option<Peer<'a>>,
+    pub vars: &'a Vars,
+    pub first_boot: bool,
+}
+
+impl Cluster<'_> {
+    /// The context of the pod at `index`.
+    pub fn view<'a>(&'a self, index: u32, vars: &'a Vars, first_boot: bool) -> View<'a> {
+        let me = &self.members[index as usize];
+        let peer = |(i, member): (usize, &'a Member)| Peer {
+            member,
+            is_leader: Some(i) == self.leader,
+            is_self: i == index as usize,
+        };
+        let placement = &self.model.placement;
+        View {
+            hostname: &me.hostname,
+            name: &self.model.name,
+            ordinal: me.ordinal,
+            index: me.index,
+            start_ordinal: self.model.start_ordinal,
+            replicas: self.replicas,
+            server_id: me.server_id,
+            role: &me.role,
+            is_leader: self.leader == Some(index as usize),
+            service: &placement.service,
+            namespace: &placement.namespace,
+            cluster_domain: &placement.cluster_domain,
+            fqdn: &me.fqdn,
+            port: me.port,
+            address: &me.address,
+            peers: self.members.iter().enumerate().map(peer).collect(),
+            leader: self.leader.map(|i| peer((i, &self.members[i]))),
+            vars,
+            first_boot,
+        }
+    }
+
+    pub fn leader(&self) -> Option<&Member> {
+        self.leader.map(|i| &self.members[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::role::{IdSpec, Role};
+
+    fn placement() -> Placement {
+        Placement {
+            service: "zk".into(),
+            namespace: "db".into(),
+            cluster_domain: "cluster.local".into(),
+        }
+    }
+
+    fn mysql() -> Role {
+        Role::builtin("mysql").unwrap()
+    }
+
+    #[test]
+    fn server_id_is_offset_plus_ordinal() {
+        let role = mysql();
+        let model = Model::new(&role, &role.spec.vars, "mysql", placement(), 0).unwrap();
+        let cluster = model.cluster(3).unwrap();
+        let ids: Vec<_> = cluster.members.iter().map(|m| m.server_id).collect();
+        assert_eq!(ids, [100, 101, 102]);
+    }
+
+    #[test]
+    fn first_pod_leads_and_the_rest_follow() {
+        let role = mysql();
+        let cluster = Model::new(&role, &role.spec.vars, "mysql", placement(), 5)
+            .unwrap()
+            .cluster(3)
+            .unwrap();
+        let roles: Vec<_> = cluster
+            .members
+            .iter()
+            .map(|m| (m.ordinal, m.role.as_str()))
+            .collect();
+        assert_eq!(roles, [(5, "primary"), (6, "replica"), (7, "replica")]);
+        assert_eq!(cluster.leader().unwrap().hostname, "mysql-5");
+        assert_eq!(cluster.members[1].fqdn, "mysql-6.zk.db.svc.cluster.local");
+        assert_eq!(
+            cluster.members[1].address,
+            "mysql-6.zk.db.svc.cluster.local:3306"
+        );
+    }
+
+    #[test]
+    fn id_out_of_range_is_an_error() {
+        let mut role = Role::builtin("zookeeper").unwrap();
+        let vars = role.spec.vars.clone();
+        // myid 1..=255: ordinal 254 is myid 255, ordinal 255 would be 256.
+        let model = Model::new(&role, &vars, "zk", placement(), 254).unwrap();
+        assert_eq!(model.member(0).unwrap().server_id, 255);
+        let err = model.member(1).unwrap_err().to_string();
+        assert!(err.contains("outside the range 1..=255"), "{err}");
+        role.spec.server_id = IdSpec {
+            offset: 0,
+            min: 1,
+            max: 10,
+        };
+        let model = Model::new(&role, &vars, "zk", placement(), 0).unwrap();
+        assert!(model.member(0).is_err(), "id 0 is below min 1");
+    }
+
+    #[test]
+    fn var_bounds_pick_roles_and_empty_disables() {
+        let role = Role::builtin("zookeeper").unwrap();
+        let mut vars = role.spec.vars.clone();
+        vars.insert("observers_from".into(), Var::Str("3".into()));
+        let cluster = Model::new(&role, &vars, "zk", placement(), 0)
+            .unwrap()
+            .cluster(5)
+            .unwrap();
+        let roles: Vec<_> = cluster.members.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(
+            roles,
+            [
+                "participant",
+                "participant",
+                "participant",
+                "observer",
+                "observer"
+            ]
+        );
+        vars.insert("observers_from".into(), Var::Str(String::new()));
+        let cluster = Model::new(&role, &vars, "zk", placement(), 0)
+            .unwrap()
+            .cluster(5)
+            .unwrap();
+        assert!(cluster.members.iter().all(|m| m.role == "participant"));
+        vars.insert("observers_from".into(), Var::Str("x".into()));
+        assert!(Model::new(&role, &vars, "zk", placement(), 0).is_err());
+    }
+
+    #[test]
+    fn set_size_is_checked_against_the_role() {
+        let role = Role::builtin("zookeeper").unwrap();
+        let model = Model::new(&role, &role.spec.vars, "zk", placement(), 0).unwrap();
+        assert!(model.cluster(256).is_err());
+    }
+
+    #[test]
+    fn view_marks_self_and_leader() {
+        let role = mysql();
+        let vars = role.spec.vars.clone();
+        let cluster = Model::new(&role, &vars, "mysql", placement(), 0)
+            .unwrap()
+            .cluster(3)
+            .unwrap();
+        let view = cluster.view(2, &vars, true);
+        assert!(!view.is_leader);
+        let flags: Vec<_> = view
+            .peers
+            .iter()
+            .map(|p| (p.is_self, p.is_leader))
+            .collect();
+        assert_eq!(flags, [(false, true), (false, false), (true, false)]);
+        assert_eq!(view.leader.as_ref().unwrap().member.hostname, "mysql-0");
+    }
+}

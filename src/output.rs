@@ -1,0 +1,249 @@
+//! What rolecall prints and the small files it writes besides the templates: shell `export`
+//! lines, single fields, the plan table, the peers file and the summary line.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::model::{Cluster, Member, Model};
+use crate::role::Vars;
+use crate::write::Change;
+
+/// Named values of `rolecall env` / `rolecall get`, in output order. `None`: needs --replicas.
+pub type Fields = Vec<(String, Option<String>)>;
+
+/// This pod's fields.
+pub fn fields(
+    me: &Member,
+    model: &Model,
+    cluster: Option<&Cluster>,
+    vars: &Vars,
+    first_boot: bool,
+) -> Fields {
+    let placement = &model.placement;
+    let leader = cluster.map(|c| c.leader());
+    let mut fields: Fields = vec![
+        ("hostname".into(), Some(me.hostname.clone())),
+        ("name".into(), Some(model.name.clone())),
+        ("ordinal".into(), Some(me.ordinal.to_string())),
+        ("index".into(), Some(me.index.to_string())),
+        (
+            "start_ordinal".into(),
+            Some(model.start_ordinal.to_string()),
+        ),
+        ("replicas".into(), cluster.map(|c| c.replicas.to_string())),
+        ("server_id".into(), Some(me.server_id.to_string())),
+        ("role".into(), Some(me.role.clone())),
+        (
+            "is_leader".into(),
+            leader.map(|l| (l == Some(me)).to_string()),
+        ),
+        ("service".into(), Some(placement.service.clone())),
+        ("namespace".into(), Some(placement.namespace.clone())),
+        (
+            "cluster_domain".into(),
+            Some(placement.cluster_domain.clone()),
+        ),
+        ("fqdn".into(), Some(me.fqdn.clone())),
+        (
+            "port".into(),
+            Some(me.port.map(|p| p.to_string()).unwrap_or_default()),
+        ),
+        ("address".into(), Some(me.address.clone())),
+        ("peers".into(), cluster.map(|c| peers_list(c, ","))),
+        (
+            "leader".into(),
+            leader.map(|l| l.map(|l| l.fqdn.clone()).unwrap_or_default()),
+        ),
+        (
+            "leader_address".into(),
+            leader.map(|l| l.map(|l| l.address.clone()).unwrap_or_default()),
+        ),
+        ("first_boot".into(), Some(first_boot.to_string())),
+    ];
+    fields.extend(
+        vars.iter()
+            .map(|(k, v)| (format!("vars.{k}"), Some(v.to_string()))),
+    );
+    fields
+}
+
+/// The environment variable a field is exported as: `ROLECALL_SERVER_ID`, `ROLECALL_VAR_KEY`.
+pub fn env_name(field: &str) -> String {
+    match field.strip_prefix("vars.") {
+        Some(var) => format!("ROLECALL_VAR_{}", var.to_ascii_uppercase()),
+        None => format!("ROLECALL_{}", field.to_ascii_uppercase()),
+    }
+}
+
+/// `export NAME='value'` lines, quoted so that `eval` runs none of a value.
+pub fn shell_env(fields: &Fields) -> String {
+    let mut out = String::new();
+    for (field, value) in fields {
+        let value = value.as_deref().unwrap_or_default();
+        // Values never hold NUL (arguments and env cannot); anything else is quoted.
+        let quoted = shlex::try_quote(value)
+            .map(|q| q.into_owned())
+            .unwrap_or_else(|_| "''".into());
+        let _ = writeln!(out, "export {}={quoted}", env_name(field));
+    }
+    out
+}
+
+/// The peers file: one `host:port` per line, in ordinal order.
+pub fn peers_file(cluster: &Cluster) -> String {
+    let mut text = peers_list(cluster, "\n");
+    text.push('\n');
+    text
+}
+
+fn peers_list(cluster: &Cluster, sep: &str) -> String {
+    cluster
+        .members
+        .iter()
+        .map(|m| m.address.as_str())
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// One pod in `plan --format json`.
+#[derive(Serialize)]
+struct PlanPod<'a> {
+    #[serde(flatten)]
+    member: &'a Member,
+    is_leader: bool,
+    files: Vec<&'a str>,
+}
+
+/// `plan --format json`.
+#[derive(Serialize)]
+struct Plan<'a> {
+    role: &'a str,
+    name: &'a str,
+    service: &'a str,
+    namespace: &'a str,
+    cluster_domain: &'a str,
+    start_ordinal: u32,
+    replicas: u32,
+    leader: Option<&'a str>,
+    warnings: &'a [String],
+    pods: Vec<PlanPod<'a>>,
+}
+
+fn files_of<'a>(cluster: &'a Cluster, member: &Member) -> Vec<&'a str> {
+    cluster.model.files(member).map(|f| f.name()).collect()
+}
+
+pub fn plan_json(cluster: &Cluster) -> String {
+    let placement = &cluster.model.placement;
+    let plan = Plan {
+        role: &cluster.model.role().name,
+        name: &cluster.model.name,
+        service: &placement.service,
+        namespace: &placement.namespace,
+        cluster_domain: &placement.cluster_domain,
+        start_ordinal: cluster.model.start_ordinal,
+        replicas: cluster.replicas,
+        leader: cluster.leader().map(|l| l.hostname.as_str()),
+        warnings: &cluster.warnings,
+        pods: cluster
+            .members
+            .iter()
+            .map(|m| PlanPod {
+                member: m,
+                is_leader: cluster.leader() == Some(m),
+                files: files_of(cluster, m),
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&plan).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// `plan`: one aligned row per pod.
+pub fn plan_table(cluster: &Cluster) -> String {
+    let header = ["POD", "ORDINAL", "ID", "ROLE", "FQDN", "FILES"].map(String::from);
+    let rows: Vec<[String; 6]> = cluster
+        .members
+        .iter()
+        .map(|m| {
+            let role = if cluster.leader() == Some(m) {
+                format!("{}*", m.role)
+            } else {
+                m.role.clone()
+            };
+            [
+                m.hostname.clone(),
+                m.ordinal.to_string(),
+                m.server_id.to_string(),
+                role,
+                m.fqdn.clone(),
+                files_of(cluster, m).join(","),
+            ]
+        })
+        .collect();
+    let mut widths = header.clone().map(|h| h.len());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            let _ = write!(line, "{cell:<width$}  ", width = widths[i]);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out.push_str("(* = leader)\n");
+    out
+}
+
+/// The one line `render` prints on stderr.
+pub fn summary(me: &Member, changes: &[(String, Change)], dry_run: bool) -> String {
+    let list = |want: &[Change]| {
+        changes
+            .iter()
+            .filter(|(_, c)| want.contains(c))
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let changed = list(&[Change::Created, Change::Updated]);
+    let unchanged = list(&[Change::Unchanged]);
+    let verb = if dry_run { "would write" } else { "wrote" };
+    let mut line = format!(
+        "rolecall: {} -> ordinal {}, server-id {}, role {}",
+        me.hostname, me.ordinal, me.server_id, me.role
+    );
+    match (changed.is_empty(), unchanged.is_empty()) {
+        (false, true) => line.push_str(&format!("; {verb} {changed}")),
+        (false, false) => line.push_str(&format!("; {verb} {changed}; unchanged {unchanged}")),
+        (true, _) => line.push_str(&format!("; all unchanged ({unchanged})")),
+    }
+    line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_names() {
+        assert_eq!(env_name("server_id"), "ROLECALL_SERVER_ID");
+        assert_eq!(env_name("vars.group_id"), "ROLECALL_VAR_GROUP_ID");
+    }
+
+    #[test]
+    fn hostile_values_are_quoted() {
+        let fields = vec![(
+            "vars.x".to_string(),
+            Some("$(touch /tmp/pwned) `id` 'q' \"d\"\nnext".to_string()),
+        )];
+        let text = shell_env(&fields);
+        assert!(text.starts_with("export ROLECALL_VAR_X='"), "{text}");
+    }
+}

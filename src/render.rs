@@ -1,0 +1,226 @@
+//! Rendering: the role's templates overlaid by the config dir's keys, rendered with tera.
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::Path;
+
+use anyhow::{Context as _, anyhow, bail};
+use tera::{Context, Kwargs, State, Tera, Value};
+
+use crate::configdir::Keys;
+use crate::model::View;
+use crate::role::{FileSpec, Role, check_file_name};
+
+/// No config file is this large: a template that produces more is looping by mistake.
+pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
+
+/// Every template a role may render or include, parsed.
+pub struct Templates {
+    tera: Tera,
+    /// Where each template came from: a config-dir path or a built-in role file.
+    origins: BTreeMap<String, String>,
+    /// Config-dir keys that do not parse as templates, with the parse error. They are left out
+    /// unless something renders or includes them: a ConfigMap may hold other files too.
+    broken: BTreeMap<String, String>,
+}
+
+/// One rendered file, ready to write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rendered {
+    pub name: String,
+    pub content: Vec<u8>,
+    /// The role's own mode for this file, if it sets one.
+    pub mode: Option<u32>,
+}
+
+impl Templates {
+    /// Collects the role's templates, then the config dir's keys over them (the user's file wins).
+    pub fn load(role: &Role, config: Option<(&Path, &Keys)>) -> anyhow::Result<Templates> {
+        let mut sources: BTreeMap<String, (String, String)> = role
+            .templates
+            .iter()
+            .map(|(name, t)| (name.clone(), (t.text.clone(), t.origin.clone())))
+            .collect();
+        let mut not_text = BTreeMap::new();
+        if let Some((dir, keys)) = config {
+            for (key, bytes) in keys {
+                let origin = dir.join(key).display().to_string();
+                match std::str::from_utf8(bytes) {
+                    Ok(text) => {
+                        sources.insert(key.clone(), (text.to_string(), origin));
+                    }
+                    Err(_) => {
+                        sources.remove(key);
+                        not_text.insert(key.clone(), format!("{origin} is not UTF-8 text"));
+                    }
+                }
+            }
+        }
+        let mut tera = new_tera();
+        let mut broken = not_text;
+        let mut good = Vec::new();
+        for (name, (text, origin)) in &sources {
+            let mut probe = new_tera();
+            match probe.add_raw_template(name, text) {
+                Err(e) if matches!(e.kind(), tera::ErrorKind::SyntaxError(_)) => {
+                    broken.insert(name.clone(), format!("{origin}: {e}"));
+                }
+                _ => good.push((name.as_str(), text.as_str())),
+            }
+        }
+        tera.add_raw_templates(good)
+            .map_err(|e| anyhow!("{e}"))
+            .context("cannot load templates")?;
+        let origins = sources
+            .into_iter()
+            .map(|(name, (_, origin))| (name, origin))
+            .collect();
+        Ok(Templates {
+            tera,
+            origins,
+            broken,
+        })
+    }
+
+    /// Checks that every file exists as a template, before anything is rendered.
+    pub fn check_files<'a>(
+        &self,
+        files: impl IntoIterator<Item = &'a FileSpec>,
+        config_dir: Option<&Path>,
+    ) -> anyhow::Result<()> {
+        for file in files {
+            let name = file.name();
+            check_file_name(name)?;
+            if let Some(why) = self.broken.get(name) {
+                bail!("template `{name}` cannot be used: {why}");
+            }
+            if !self.origins.contains_key(name) {
+                let looked = match config_dir {
+                    Some(dir) => {
+                        format!("config dir {} or the role's own templates", dir.display())
+                    }
+                    None => "the role's own templates (no --config-dir given)".to_string(),
+                };
+                bail!(
+                    "template `{name}` not found in {looked}; add a key `{name}` to the ConfigMap"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Renders each file for one pod.
+    pub fn render<'a>(
+        &self,
+        files: impl IntoIterator<Item = &'a FileSpec>,
+        view: &View,
+    ) -> anyhow::Result<Vec<Rendered>> {
+        let context = Context::from_serialize(view)
+            .map_err(|e| anyhow!("{e}"))
+            .context("cannot build the template context")?;
+        files
+            .into_iter()
+            .map(|file| {
+                let name = file.name();
+                let mut out = Limited(Vec::new());
+                let origin = self.origins.get(name).map_or(name, String::as_str);
+                self.tera.render_to(name, &context, &mut out).map_err(|e| {
+                    if matches!(e.kind(), tera::ErrorKind::Io(_)) {
+                        anyhow!(
+                            "rendering {origin}: output is larger than {} MiB",
+                            MAX_OUTPUT_BYTES >> 20
+                        )
+                    } else {
+                        anyhow!("rendering {origin}:\n{e}{}", self.hint(&e))
+                    }
+                })?;
+                Ok(Rendered {
+                    name: name.to_string(),
+                    content: out.0,
+                    mode: file.mode(),
+                })
+            })
+            .collect()
+    }
+
+    /// When a template includes a key that did not parse, say why it is missing.
+    fn hint(&self, e: &tera::Error) -> String {
+        let text = e.to_string();
+        self.broken
+            .iter()
+            .filter(|(name, _)| {
+                text.contains(&format!("`{name}`")) || text.contains(&format!("'{name}'"))
+            })
+            .map(|(_, why)| format!("\n(note: {why})"))
+            .collect()
+    }
+}
+
+fn new_tera() -> Tera {
+    let mut tera = Tera::default();
+    // Config files are not HTML: never escape.
+    tera.autoescape_on(Vec::<&str>::new());
+    tera.register_function("get_env", get_env);
+    tera.register_filter("map", map);
+    tera.register_filter("filter", filter);
+    tera
+}
+
+/// `peers | map(attribute="address")`, as in tera 1: that attribute of every item.
+fn map(items: &[Value], kwargs: Kwargs, _: &State) -> tera::TeraResult<Vec<Value>> {
+    let attribute = kwargs.must_get::<&str>("attribute")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.get_from_path(attribute).cloned().ok_or_else(|| {
+                tera::Error::message(format!("map: item {i} has no attribute `{attribute}`"))
+            })
+        })
+        .collect()
+}
+
+/// `peers | filter(attribute="role", value="observer")`, as in tera 1: the items whose attribute
+/// equals the value (or, without a value, is truthy).
+fn filter(items: &[Value], kwargs: Kwargs, _: &State) -> tera::TeraResult<Vec<Value>> {
+    let attribute = kwargs.must_get::<&str>("attribute")?;
+    let value = kwargs.get::<Value>("value")?;
+    let keep = |item: &&Value| match (item.get_from_path(attribute), &value) {
+        (Some(found), Some(want)) => found == want,
+        (Some(found), None) => found.is_truthy(),
+        (None, _) => false,
+    };
+    Ok(items.iter().filter(keep).cloned().collect())
+}
+
+/// `get_env(name="VAR", default="...")`, as in tera 1: the environment variable, or the
+/// default, or an error naming the variable.
+fn get_env(kwargs: Kwargs, _: &State) -> tera::TeraResult<String> {
+    let name = kwargs.must_get::<&str>("name")?;
+    match std::env::var(name) {
+        Ok(value) => Ok(value),
+        Err(_) => match kwargs.get::<&str>("default")? {
+            Some(default) => Ok(default.to_string()),
+            None => Err(tera::Error::message(format!(
+                "environment variable `{name}` is not set and get_env has no default"
+            ))),
+        },
+    }
+}
+
+/// A writer that refuses to grow past [`MAX_OUTPUT_BYTES`].
+struct Limited(Vec<u8>);
+
+impl Write for Limited {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.0.len() + buf.len() > MAX_OUTPUT_BYTES {
+            return Err(io::Error::other("output too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,361 @@
+//! Inputs: flags, environment and the pod's own files become settings, once. Every default,
+//! environment look-up and cross-check happens here; later stages take settings by reference.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail, ensure};
+use regex::Regex;
+
+use crate::cli::{PodArgs, RenderArgs, RoleArgs};
+use crate::configdir::{self, Keys};
+use crate::error::{Exit, OrExit, Result};
+use crate::identity::{Shape, is_dns_label, is_dns_name};
+use crate::model::Placement;
+use crate::role::{Role, Vars, apply_sets, is_identifier};
+use crate::write::Owner;
+
+/// Where a pod finds its namespace when POD_NAMESPACE is not set.
+pub const SERVICE_ACCOUNT_NAMESPACE: &str =
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
+/// Where a pod finds its cluster domain when none is given.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
+const DEFAULT_NAMESPACE: &str = "default";
+const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
+
+/// Who this pod is and where its set lives, before the hostname is parsed.
+#[derive(Debug)]
+pub struct PodSettings {
+    /// The pod's hostname: --hostname, else POD_NAME, else the kernel's.
+    pub hostname: String,
+    pub regex: Regex,
+    pub pod_index: Option<u32>,
+    pub shape: Shape,
+    /// `--service`; the set name when absent.
+    pub service: Option<String>,
+    pub namespace: String,
+    pub cluster_domain: String,
+}
+
+impl PodSettings {
+    pub fn from_args(args: &PodArgs) -> Result<Self> {
+        let regex = Regex::new(&args.ordinal_regex)
+            .with_context(|| {
+                format!(
+                    "--ordinal-regex `{}` is not a valid regex",
+                    args.ordinal_regex
+                )
+            })
+            .or_exit(Exit::Usage)?;
+        if !regex.capture_names().any(|n| n == Some("ordinal")) {
+            crate::fail!(
+                Exit::Usage,
+                "--ordinal-regex `{}` has no named group `ordinal`; write it like `^(?P<name>.+)-(?P<ordinal>[0-9]+)$`",
+                args.ordinal_regex
+            );
+        }
+        let hostname = match (&args.hostname, std::env::var("POD_NAME")) {
+            (Some(h), _) => h.clone(),
+            (None, Ok(h)) => h,
+            (None, Err(_)) => nix::unistd::gethostname()
+                .context("cannot read the kernel hostname")
+                .or_exit(Exit::Identity)?
+                .to_string_lossy()
+                .into_owned(),
+        };
+        if let Some(service) = &args.service {
+            if !is_dns_label(service) {
+                crate::fail!(
+                    Exit::Usage,
+                    "--service `{}` is not a DNS label (lowercase letters, digits, `-`)",
+                    service.escape_debug()
+                );
+            }
+        }
+        let namespace = match &args.namespace {
+            Some(ns) => ns.clone(),
+            None => read_trimmed(Path::new(SERVICE_ACCOUNT_NAMESPACE))
+                .or_exit(Exit::Identity)?
+                .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+        };
+        if !is_dns_label(&namespace) {
+            crate::fail!(
+                Exit::Usage,
+                "namespace `{}` is not a DNS label; check --namespace / POD_NAMESPACE",
+                namespace.escape_debug()
+            );
+        }
+        let cluster_domain = match &args.cluster_domain {
+            Some(domain) => domain.trim_end_matches('.').to_string(),
+            None => read_trimmed(Path::new(RESOLV_CONF))
+                .or_exit(Exit::Identity)?
+                .and_then(|text| cluster_domain_from_resolv_conf(&text))
+                .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.to_string()),
+        };
+        if !is_dns_name(&cluster_domain) {
+            crate::fail!(
+                Exit::Usage,
+                "cluster domain `{}` is not a DNS name; check --cluster-domain",
+                cluster_domain.escape_debug()
+            );
+        }
+        Ok(PodSettings {
+            hostname,
+            regex,
+            pod_index: args.pod_index,
+            shape: Shape {
+                start_ordinal: args.start_ordinal,
+                replicas: args.replicas,
+            },
+            service: args.service.clone(),
+            namespace,
+            cluster_domain,
+        })
+    }
+
+    /// Where the pods of set `name` live.
+    pub fn placement(&self, name: &str) -> Placement {
+        Placement {
+            service: self.service.clone().unwrap_or_else(|| name.to_string()),
+            namespace: self.namespace.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+        }
+    }
+
+    /// `--replicas`, which nothing guesses.
+    pub fn replicas(&self, what: &str) -> Result<u32> {
+        self.shape.replicas.ok_or_else(|| {
+            crate::error::Failure::new(
+                Exit::Identity,
+                anyhow!("{what} needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"),
+            )
+        })
+    }
+}
+
+/// Reads a small file, trimmed; `None` when it does not exist (as outside a pod).
+fn read_trimmed(path: &Path) -> anyhow::Result<Option<String>> {
+    match fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|t| !t.is_empty())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// The cluster domain from a pod's resolv.conf: its `search` line reads
+/// `NS.svc.DOMAIN svc.DOMAIN DOMAIN`. The resolver uses the last `search` line, so do we.
+pub fn cluster_domain_from_resolv_conf(text: &str) -> Option<String> {
+    let search = text
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("search"))
+        .rfind(|rest| rest.starts_with([' ', '\t']))?;
+    search.split_whitespace().find_map(|domain| {
+        let domain = domain.trim_end_matches('.');
+        let rest = domain
+            .strip_prefix("svc.")
+            .or_else(|| domain.split_once(".svc.").map(|(_, rest)| rest))?;
+        Some(rest.to_string()).filter(|d| is_dns_name(d))
+    })
+}
+
+/// The role and everything that feeds its templates.
+#[derive(Debug)]
+pub struct RoleSettings {
+    pub role: Role,
+    pub vars: Vars,
+    pub config_dir: Option<PathBuf>,
+    /// `--data-dir` absent or empty: this pod has never run.
+    pub first_boot: bool,
+    /// Unwise but allowed settings, printed as warnings.
+    pub warnings: Vec<String>,
+}
+
+impl RoleSettings {
+    pub fn from_args(args: &RoleArgs) -> Result<Self> {
+        let sets = args
+            .sets
+            .iter()
+            .map(|s| parse_set(s))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .or_exit(Exit::Usage)?;
+        let mut role = match &args.role {
+            Some(name) => Role::load(name).or_exit(Exit::Template)?,
+            None => {
+                let id_file = (!args.no_id_file).then_some(args.id_file.as_str());
+                Role::ad_hoc(
+                    args.leader_file.as_deref(),
+                    args.follower_file.as_deref(),
+                    &args.files,
+                    id_file,
+                )
+                .or_exit(Exit::Usage)?
+            }
+        };
+        if let Some(offset) = args.id_offset {
+            role.spec.server_id.offset = offset;
+        }
+        if let Some(port) = args.port {
+            role.spec.port = Some(port);
+        }
+        let (vars, undeclared) = apply_sets(&role.spec.vars, &sets).or_exit(Exit::Usage)?;
+        let warnings = undeclared
+            .iter()
+            .filter(|_| !role.spec.vars.is_empty())
+            .map(|key| {
+                let declared: Vec<_> = role.spec.vars.keys().map(String::as_str).collect();
+                format!(
+                    "--set {key}: role {} declares no var `{key}` (it has: {})",
+                    role.name,
+                    declared.join(", ")
+                )
+            })
+            .collect();
+        let first_boot = match &args.data_dir {
+            None => true,
+            Some(dir) => is_absent_or_empty(dir).or_exit(Exit::Identity)?,
+        };
+        Ok(RoleSettings {
+            role,
+            vars,
+            config_dir: args.config_dir.clone(),
+            first_boot,
+            warnings,
+        })
+    }
+
+    /// The config dir's keys, read now (a ConfigMap can change between runs).
+    pub fn config_keys(&self) -> Result<Option<(&Path, Keys)>> {
+        match &self.config_dir {
+            None => Ok(None),
+            Some(dir) => Ok(Some((
+                dir.as_path(),
+                configdir::read(dir).or_exit(Exit::Template)?,
+            ))),
+        }
+    }
+}
+
+/// `KEY=VALUE`, KEY an identifier (it becomes `vars.KEY` and `ROLECALL_VAR_KEY`).
+fn parse_set(arg: &str) -> anyhow::Result<(String, String)> {
+    let Some((key, value)) = arg.split_once('=') else {
+        bail!("--set `{}` needs the form KEY=VALUE", arg.escape_debug());
+    };
+    ensure!(
+        is_identifier(key),
+        "--set `{}`: KEY must be letters, digits and `_`, not starting with a digit",
+        key.escape_debug()
+    );
+    ensure!(
+        !value.contains('\0'),
+        "--set {key}: the value contains a NUL byte"
+    );
+    Ok((key.to_string(), value.to_string()))
+}
+
+fn is_absent_or_empty(dir: &Path) -> anyhow::Result<bool> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => Ok(entries.next().is_none()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e).with_context(|| format!("cannot read data dir {}", dir.display())),
+    }
+}
+
+/// Where and how `render` writes.
+#[derive(Debug)]
+pub struct OutputSettings {
+    pub out: PathBuf,
+    pub owner: Option<Owner>,
+    pub mode: u32,
+    pub dry_run: bool,
+    pub quiet: bool,
+}
+
+impl OutputSettings {
+    pub fn from_args(args: &RenderArgs) -> Result<Self> {
+        let mode = u32::from_str_radix(args.mode.trim_start_matches("0o"), 8)
+            .ok()
+            .filter(|m| *m <= 0o7777)
+            .ok_or_else(|| anyhow!("--mode `{}` is not an octal file mode like 0644", args.mode))
+            .or_exit(Exit::Usage)?;
+        let owner = args
+            .owner
+            .as_deref()
+            .map(parse_owner)
+            .transpose()
+            .or_exit(Exit::Usage)?;
+        Ok(OutputSettings {
+            out: args.out.clone(),
+            owner,
+            mode,
+            dry_run: args.dry_run,
+            quiet: args.quiet,
+        })
+    }
+}
+
+fn parse_owner(arg: &str) -> anyhow::Result<Owner> {
+    let parsed = arg.split_once(':').and_then(|(u, g)| {
+        Some(Owner {
+            uid: u.parse().ok()?,
+            gid: g.parse().ok()?,
+        })
+    });
+    parsed.ok_or_else(|| anyhow!("--owner `{arg}` must be numeric UID:GID, like 999:999"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_domain_comes_from_the_search_line() {
+        let pod = "search db.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n";
+        assert_eq!(
+            cluster_domain_from_resolv_conf(pod).as_deref(),
+            Some("cluster.local")
+        );
+        let custom =
+            "nameserver 1.1.1.1\nsearch ns.svc.corp.example svc.corp.example corp.example\n";
+        assert_eq!(
+            cluster_domain_from_resolv_conf(custom).as_deref(),
+            Some("corp.example")
+        );
+        let only_svc = "search svc.k8s.internal.\n";
+        assert_eq!(
+            cluster_domain_from_resolv_conf(only_svc).as_deref(),
+            Some("k8s.internal")
+        );
+        assert_eq!(
+            cluster_domain_from_resolv_conf("search example.com\n"),
+            None
+        );
+        assert_eq!(
+            cluster_domain_from_resolv_conf("nameserver 8.8.8.8\n"),
+            None
+        );
+        assert_eq!(cluster_domain_from_resolv_conf("searchx a.svc.b\n"), None);
+    }
+
+    #[test]
+    fn last_search_line_wins() {
+        let text = "search a.svc.one.local\nsearch b.svc.two.local\n";
+        assert_eq!(
+            cluster_domain_from_resolv_conf(text).as_deref(),
+            Some("two.local")
+        );
+    }
+
+    #[test]
+    fn set_and_owner_parse() {
+        assert_eq!(parse_set("a=b=c").unwrap(), ("a".into(), "b=c".into()));
+        assert!(parse_set("novalue").is_err());
+        assert!(parse_set("1x=y").is_err());
+        assert!(parse_set("a-b=y").is_err());
+        assert_eq!(
+            parse_owner("999:998").unwrap(),
+            Owner { uid: 999, gid: 998 }
+        );
+        assert!(parse_owner("mysql:mysql").is_err());
+    }
+}

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context as _, bail};
 
@@ -117,11 +117,6 @@ fn read_key(root: &Path, path: &Path, shown: &Path) -> anyhow::Result<Option<Vec
         );
     }
     Ok(Some(bytes))
-}
-
-/// Where a key of the config dir shows in messages.
-pub fn key_path(dir: &Path, key: &str) -> PathBuf {
-    dir.join(key)
 }
 
 #[cfg(test)]

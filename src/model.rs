@@ -191,12 +191,6 @@ impl<'r> Model<'r> {
             sizes.min,
             sizes.max
         );
-        let end = u64::from(self.start_ordinal) + u64::from(replicas) - 1;
-        ensure!(
-            end <= crate::cli::MAX_ORDINAL as u64,
-            "{replicas} replicas from ordinal {} reach ordinal {end}, beyond the largest Kubernetes ordinal",
-            self.start_ordinal
-        );
         let members = (0..replicas)
             .map(|i| self.member(i))
             .collect::<anyhow::Result<Vec<_>>>()?;

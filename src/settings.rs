@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, anyhow, bail, ensure};
 use regex::Regex;
 
-use crate::cli::{PodArgs, RenderArgs, RoleArgs};
+use crate::cli::{MAX_ORDINAL, PodArgs, RenderArgs, RoleArgs};
 use crate::configdir::{self, Keys};
 use crate::error::{Exit, OrExit, Result};
 use crate::identity::{Shape, is_dns_label, is_dns_name};
@@ -99,6 +99,16 @@ impl PodSettings {
                 "cluster domain `{}` is not a DNS name; check --cluster-domain",
                 cluster_domain.escape_debug()
             );
+        }
+        if let Some(replicas) = args.replicas {
+            let last = i64::from(args.start_ordinal) + i64::from(replicas) - 1;
+            if last > MAX_ORDINAL {
+                crate::fail!(
+                    Exit::Usage,
+                    "--start-ordinal {} with --replicas {replicas} reaches ordinal {last}, beyond the largest Kubernetes ordinal {MAX_ORDINAL}",
+                    args.start_ordinal
+                );
+            }
         }
         Ok(PodSettings {
             hostname,

@@ -1406,3 +1406,45 @@ fn usage_errors_are_exit_2() {
         .success()
         .stdout(contains("rolecall "));
 }
+
+#[test]
+fn start_ordinal_and_replicas_must_stay_within_kubernetes_ordinals() {
+    rolecall()
+        .args([
+            "plan",
+            "--name",
+            "web",
+            "--start-ordinal",
+            "2147483647",
+            "--replicas",
+            "2",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("beyond the largest Kubernetes ordinal"));
+    rolecall()
+        .args([
+            "get",
+            "ordinal",
+            "--hostname",
+            "web-2147483647",
+            "--start-ordinal",
+            "2147483647",
+            "--replicas",
+            "1",
+        ])
+        .assert()
+        .success()
+        .stdout("2147483647\n");
+    rolecall()
+        .args([
+            "get",
+            "ordinal",
+            "--hostname",
+            "web-1",
+            "--start-ordinal",
+            "2147483648",
+        ])
+        .assert()
+        .code(2);
+}

@@ -385,7 +385,8 @@ impl Role {
         Ok(role)
     }
 
-    fn new(
+    /// A role from the text of a role.toml and its templates (public for the fuzz targets).
+    pub fn new(
         name: String,
         spec_text: &str,
         templates: BTreeMap<String, Template>,

@@ -226,7 +226,23 @@ pub fn apply_sets(
         };
         vars.insert(key.clone(), var);
     }
+    if let Some((a, b)) = same_env_name(&vars) {
+        bail!(
+            "--set: vars `{a}` and `{b}` would both be exported as ROLECALL_VAR_{}; `eval \"$(rolecall env)\"` would see only one; use one spelling",
+            a.to_ascii_uppercase()
+        );
+    }
     Ok((vars, undeclared))
+}
+
+/// Two var names that differ only in case share one environment variable name
+/// (`ROLECALL_VAR_KEY`), so one value would silently shadow the other in `rolecall env`.
+fn same_env_name(vars: &Vars) -> Option<(&str, &str)> {
+    let mut seen = BTreeMap::new();
+    vars.keys().find_map(|key| {
+        seen.insert(key.to_ascii_uppercase(), key.as_str())
+            .map(|other| (other, key.as_str()))
+    })
 }
 
 /// A name that works as a tera identifier and, upper-cased, as a shell variable name.
@@ -455,6 +471,12 @@ impl Role {
                 is_identifier(key),
                 "var name `{}` is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
                 key.escape_debug()
+            );
+        }
+        if let Some((a, b)) = same_env_name(&spec.vars) {
+            bail!(
+                "vars `{a}` and `{b}` would both be exported as ROLECALL_VAR_{}; rename one",
+                a.to_ascii_uppercase()
             );
         }
         for file in self.all_files() {

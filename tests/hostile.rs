@@ -886,6 +886,28 @@ fn cases() -> Vec<Case> {
                 "tick_time=99999999999999999999",
             ],
         ),
+        case(
+            "--set keys differing only in case",
+            2,
+            &["vars `A` and `a` would both be exported as ROLECALL_VAR_A"],
+            &[
+                "env",
+                "--hostname",
+                "web-0",
+                "--replicas",
+                "1",
+                "--set",
+                "a=1",
+                "--set",
+                "A=2",
+            ],
+        ),
+        role_case(
+            "role vars differing only in case",
+            4,
+            &["vars `PORT_X` and `port_x` would both be exported as ROLECALL_VAR_PORT_X"],
+            &format!("{GOOD_ROLE}[vars]\nport_x = 1\nPORT_X = 2\n"),
+        ),
         // ---- output flags
         case(
             "--mode not octal",

@@ -694,6 +694,23 @@ fn cases() -> Vec<Case> {
             "{% include \"main.cfg\" %}",
         ),
         template_case(
+            "include of a key that is not a template",
+            &[
+                "template `main.cfg` cannot be used",
+                "Unknown template `other.j2`",
+                "note: ",
+                "Unknown filter `tojson`",
+            ],
+            "{% include \"other.j2\" %}",
+        )
+        .key("other.j2", "{{ x | tojson }}"),
+        template_case(
+            "include cycle",
+            &["template `main.cfg` cannot be used", "Circular include"],
+            "{% include \"other.cfg\" %}",
+        )
+        .key("other.cfg", "{% include \"main.cfg\" %}"),
+        template_case(
             "output larger than 16 MiB",
             &["main.cfg: output is larger than 16 MiB"],
             "{% for i in range(end=100000) %}{% for j in range(end=100000) %}0123456789{% endfor %}{% endfor %}",
@@ -1099,9 +1116,11 @@ fn hostile_inputs_get_their_exit_code_and_a_message_naming_the_problem() {
     );
 }
 
-/// Unused ConfigMap keys with hostile names are not rendered and do not disturb a render.
+/// Unused ConfigMap keys with hostile names, or that are broken templates (bad syntax, a filter
+/// tera lacks, an include of a missing key, include cycles, a missing parent), are not rendered
+/// and do not disturb a render: a ConfigMap may hold files for other programs.
 #[test]
-fn unused_keys_with_hostile_names_are_ignored() {
+fn unused_hostile_or_broken_keys_do_not_disturb_a_render() {
     let tmp = tempfile::tempdir().unwrap();
     let cm = tmp.path().join("cm");
     configmap(
@@ -1111,6 +1130,16 @@ fn unused_keys_with_hostile_names_are_ignored() {
             ("a\nb", b"newline\n".to_vec()),
             ("$(touch pwned)", b"x\n".to_vec()),
             ("-rf", b"x\n".to_vec()),
+            ("syntax.sh", b"echo ${#array[@]}\n".to_vec()),
+            ("jinja.j2", b"{{ settings | tojson }}\n".to_vec()),
+            ("includes-missing", b"{% include \"nope\" %}".to_vec()),
+            (
+                "includes-itself",
+                b"{% include \"includes-itself\" %}".to_vec(),
+            ),
+            ("cycle-a", b"{% include \"cycle-b\" %}".to_vec()),
+            ("cycle-b", b"{% include \"cycle-a\" %}".to_vec()),
+            ("orphan", b"{% extends \"nope\" %}".to_vec()),
         ],
     );
     let out = tmp.path().join("out");

@@ -94,7 +94,11 @@ fuzz_target!(|input: Input| {
         assert!(main.content.len() <= MAX_OUTPUT_BYTES);
         let plain = |t: &str| !t.contains("{{") && !t.contains("{%") && !t.contains("{#");
         if plain(&input.main) {
-            assert_eq!(main.content, input.main.as_bytes(), "plain text must be unchanged");
+            assert_eq!(
+                main.content,
+                input.main.as_bytes(),
+                "plain text must be unchanged"
+            );
         }
     }
 });

@@ -52,8 +52,15 @@ fuzz_target!(|data: &[u8]| {
         let view = cluster.view(member.index, &vars, true);
         assert_eq!(view.peers.len(), replicas as usize);
         let fields = output::fields(member, &cluster.model, Some(&cluster), &vars, true);
+        // Every value survives shell quoting: the words of rolecall.env are `export NAME=VALUE`.
         let env = output::shell_env(&fields);
-        assert_eq!(env.lines().count(), fields.len(), "one line per field:\n{env}");
+        let words = shlex::split(&env).expect("rolecall.env is valid shell words");
+        assert_eq!(words.len(), 2 * fields.len(), "{env}");
+        for ((name, value), pair) in fields.iter().zip(words.chunks(2)) {
+            assert_eq!(pair[0], "export");
+            let value = value.as_deref().unwrap_or_default();
+            assert_eq!(pair[1], format!("{}={value}", output::env_name(name)));
+        }
     }
     if let Some(leader) = cluster.leader() {
         assert_eq!(leader.role, role.leader_role());

@@ -303,7 +303,7 @@ fn spawn_until_writing(cmd: &mut Command, out: &Path) -> (std::process::Child, b
 fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
     const MIN_TRIALS: u32 = 200;
     const MAX_TRIALS: u32 = 1000;
-    const MIN_MID_WRITE: u32 = 100;
+    const MIN_MID_WRITE: u32 = 80;
     const MIN_MID_RENAME: u32 = 10;
     let tmp = tempfile::tempdir().unwrap();
     let role = many_file_role(&tmp.path().join("role"));
@@ -380,17 +380,20 @@ fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
         generation += 1;
         let new_env = env_of(generation);
         let mut cmd = many_render(&role, &out, generation);
-        let random_until = |rng: &mut Rng, d: Duration| {
-            Duration::from_micros(rng.next() % (d.as_micros() as u64 * 11 / 10).max(1))
+        // A random point in `percent`% of the phase `d`.
+        let random_until = |rng: &mut Rng, d: Duration, percent: u64| {
+            Duration::from_micros(rng.next() % (d.as_micros() as u64 * percent / 100).max(1))
         };
         let (mut child, delay) = if rng.next() % 4 == 0 {
-            let delay = random_until(&mut rng, before);
+            // Slightly past the typical start of the writes, so some of these land in them too.
+            let delay = random_until(&mut rng, before, 110);
             let child = cmd.spawn().unwrap();
             std::thread::sleep(delay);
             (child, delay)
         } else {
             let (child, _) = spawn_until_writing(&mut cmd, &out);
-            let delay = random_until(&mut rng, writing);
+            // Within the typical write phase: a kill after the process exited proves nothing.
+            let delay = random_until(&mut rng, writing, 90);
             std::thread::sleep(delay);
             (child, delay)
         };

@@ -579,6 +579,9 @@ fn out_that_is_not_a_directory_is_exit_5() {
     ] {
         let result = render_zk(&out, &[]);
         assert_fails(&result, 5, &[says]);
+        // A dry run fails where the render would, rather than promise files it cannot write.
+        let result = render_zk(&out, &["--dry-run"]);
+        assert_fails(&result, 5, &[says]);
     }
     assert_eq!(fs::read_to_string(&file).unwrap(), "keep");
     assert!(

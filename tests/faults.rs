@@ -841,8 +841,8 @@ fn configmap_swapped_while_rendering_gives_one_snapshot_or_a_clean_error() {
         "configmap swaps: {swaps} swaps during {RENDERS} renders: {ok} rendered one snapshot, {failed} failed cleanly"
     );
     assert!(
-        swaps > u32::from(RENDERS > 0),
-        "the ConfigMap must change during the renders"
+        swaps >= RENDERS,
+        "the ConfigMap must change at least once per render on average, not {swaps} times"
     );
     assert!(ok > 0, "some renders must get through");
 }

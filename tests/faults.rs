@@ -408,7 +408,7 @@ fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
             "trial {}: only the role's files and rolecall's temporaries may be in --out",
             tally.trials
         );
-        let (mut olds, mut news) = (0, 0);
+        let mut news = 0;
         for name in &expected_names {
             let now = fs::read(out.join(name)).unwrap();
             let (was, will) = match name.as_str() {
@@ -421,9 +421,7 @@ fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
             };
             if now == will {
                 news += 1;
-            } else if now == was {
-                olds += 1;
-            } else {
+            } else if now != was {
                 panic!(
                     "trial {} (killed after {delay:?}): {name} is neither its old nor its new content:\n{}",
                     tally.trials,
@@ -434,7 +432,6 @@ fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
         // `peers` never changes, so it counts as both; judge by the files that do.
         let changing = expected_names.len() - 1;
         let news = news - 1;
-        let olds = olds.min(changing);
         if status.signal().is_none() {
             assert!(status.success(), "trial {}: {status:?}", tally.trials);
             assert_eq!(news, changing, "a finished render wrote everything");
@@ -446,10 +443,10 @@ fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
         if !temps.is_empty() {
             tally.temps_left += 1;
         }
-        match (news, olds) {
-            (0, _) if temps.is_empty() => tally.before_write += 1,
-            (0, _) => tally.staging += 1,
-            (n, _) if n == changing => tally.after_rename += 1,
+        match news {
+            0 if temps.is_empty() => tally.before_write += 1,
+            0 => tally.staging += 1,
+            n if n == changing => tally.after_rename += 1,
             _ => tally.mid_rename += 1,
         }
         if news > 0 || !temps.is_empty() {

@@ -446,6 +446,13 @@ fn redis_replicas_follow_the_primary_and_serve_its_writes() {
 
     let info = redis_cli(&pods, ordinals[0], leader, &["INFO", "replication"]).unwrap();
     assert_eq!(info_field(&info, "role"), Some("master"), "{info}");
+    // The replicas announce their stable names (replica-announce-ip), not their addresses.
+    let mut announced: Vec<&str> = (0..2)
+        .filter_map(|i| info_field(&info, &format!("slave{i}")))
+        .filter_map(|fields| fields.split(',').find_map(|f| f.strip_prefix("ip=")))
+        .collect();
+    announced.sort();
+    assert_eq!(announced, replicas, "{info}");
     for (replica, &o) in replicas.iter().zip(&ordinals[1..]) {
         let info = redis_cli(&pods, o, replica, &["INFO", "replication"]).unwrap();
         assert_eq!(

@@ -66,11 +66,17 @@ fqdn_of() { printf '%s.%s.%s.svc.%s' "$(pod_of "$1")" "$service" "$namespace" "$
 vol_dir() { printf '%s/pods/%s/vol/%s' "$dir" "$(pod_of "$1")" "$(tr / _ <<<"${2#/}")"; }
 
 # Serialises set creation and removal of the shared directories between concurrent runs.
+lock_fd=""
 lock() {
+    [[ -z $lock_fd ]] || return 0
     exec {lock_fd}>"$LOCK"
-    flock "$lock_fd"
+    flock -w 60 "$lock_fd" || die "another statefulset.sh has held $LOCK for a minute; is one stuck?"
 }
-unlock() { exec {lock_fd}>&-; }
+unlock() {
+    [[ -n $lock_fd ]] || return 0
+    exec {lock_fd}>&-
+    lock_fd=""
+}
 
 # /etc/hosts as the kubelet writes it, plus what cluster DNS would answer for the headless
 # service. /etc/hosts ignores the `search` line, so every short form is listed. Pod lines come
@@ -225,7 +231,8 @@ kill_pod_processes() {
     return 1
 }
 
-# teardown DIR [nolock]: removes a set, also a half-made one. Returns 1 if anything is left.
+# teardown DIR [nolock]: removes a set, also a half-made one, and releases the lock if held.
+# Returns 1 if anything is left.
 teardown() {
     local dir=$1 lockmode=${2:-lock} idx ns pod left=""
     if [[ ! -f $dir/spec ]]; then
@@ -251,7 +258,7 @@ teardown() {
     rm -rf --one-file-system "$dir" || true
     if [[ $lockmode == lock ]]; then lock; fi
     rmdir /etc/netns "$ROOT" 2>/dev/null || true
-    if [[ $lockmode == lock ]]; then unlock; fi
+    unlock
 
     ip netns list | grep -q "^$id-" && left+=" namespaces"
     ip link show "$id" >/dev/null 2>&1 && left+=" bridge"
@@ -323,6 +330,13 @@ cmd__enter() {
     done
     (($# >= 2)) || die "exec needs -- CMD"
     shift
+    # A container starts with stdin, stdout and stderr only. An inherited descriptor, such as
+    # the caller's end of a `run` pipe, would keep the set alive as long as a server runs.
+    local fd path
+    for path in /proc/self/fd/*; do
+        fd=${path##*/}
+        if ((fd > 2)) && [[ -e $path ]]; then exec {fd}>&-; fi
+    done
     cd /
     exec env -i PATH="$POD_PATH" HOME=/root "${env[@]}" "$@"
 }

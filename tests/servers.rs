@@ -1,0 +1,484 @@
+//! Rendered configs fed to the real servers (Debian packages): each test renders a pod's files
+//! with the built-in role, starts the server from them and proves the server took them, by
+//! asking it what it runs with. Each server runs alone in its own network and mount namespace
+//! (a simulated pod): every port is free there, its FQDN resolves to itself through a private
+//! /etc/hosts, and its peers resolve to TEST-NET-1 addresses (RFC 5737) that nothing answers.
+//! Forming whole clusters is not this file's job.
+//!
+//! Needs root (namespaces) and the programs; without them a test is skipped with a message, or
+//! fails when ROLECALL_CI=1.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+
+/// How long a server may take to answer: JVMs and MariaDB on a busy 2-core machine are slow.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The programs a simulated pod needs, whatever runs in it.
+const SANDBOX: [(&str, &str); 4] = [
+    ("unshare", "util-linux"),
+    ("nsenter", "util-linux"),
+    ("mount", "mount"),
+    ("ip", "iproute2"),
+];
+
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    // Servers live in sbin, which a non-login PATH may lack.
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether `test` can run here. When it cannot: under ROLECALL_CI=1 the test fails, otherwise
+/// it says why on stderr (straight to the terminal, past the harness's capture) and is skipped.
+fn can_run(test: &str, programs: &[(&str, &str)]) -> bool {
+    let mut missing: Vec<String> = SANDBOX
+        .iter()
+        .chain(programs)
+        .filter(|(program, _)| find_program(program).is_none())
+        .map(|(program, package)| format!("`{program}` (Debian package {package})"))
+        .collect();
+    if !nix::unistd::Uid::effective().is_root() {
+        missing.push("root, for network and mount namespaces".into());
+    }
+    if missing.is_empty() {
+        return true;
+    }
+    let why = format!("{test} needs {}", missing.join(", "));
+    if std::env::var_os("ROLECALL_CI").is_some_and(|v| v == "1") {
+        panic!("{why}; CI must provide it (see .ci/run)");
+    }
+    tell(&format!("SKIPPED {why}"));
+    false
+}
+
+/// A scratch directory outside /tmp: simulated pods get a private /tmp, which would hide it.
+fn scratch() -> TempDir {
+    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+}
+
+/// One pod of a set: who it is and where its set lives.
+struct PodSpec<'a> {
+    role: &'a str,
+    name: &'a str,
+    ordinal: u32,
+    replicas: u32,
+    start: u32,
+    namespace: &'a str,
+    domain: &'a str,
+}
+
+impl PodSpec<'_> {
+    fn hostname(&self) -> String {
+        format!("{}-{}", self.name, self.ordinal)
+    }
+
+    fn fqdn_of(&self, ordinal: u32) -> String {
+        format!(
+            "{}-{ordinal}.{}.{}.svc.{}",
+            self.name, self.name, self.namespace, self.domain
+        )
+    }
+
+    fn fqdn(&self) -> String {
+        self.fqdn_of(self.ordinal)
+    }
+
+    /// /etc/hosts for this pod: its own names are loopback, every peer an unreachable address.
+    fn hosts(&self) -> String {
+        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
+        hosts.push_str(&format!("127.0.0.1 {} {}\n", self.fqdn(), self.hostname()));
+        for ordinal in self.start..self.start + self.replicas {
+            if ordinal != self.ordinal {
+                hosts.push_str(&format!(
+                    "192.0.2.{} {}\n",
+                    1 + ordinal % 250,
+                    self.fqdn_of(ordinal)
+                ));
+            }
+        }
+        hosts
+    }
+
+    /// Renders this pod's files into `out` with the built-in role and `sets` vars.
+    fn render(&self, out: &Path, sets: &[String]) {
+        let mut args: Vec<String> = [
+            "render",
+            "--quiet",
+            "--role",
+            self.role,
+            "--hostname",
+            &self.hostname(),
+            "--replicas",
+            &self.replicas.to_string(),
+            "--start-ordinal",
+            &self.start.to_string(),
+            "--namespace",
+            self.namespace,
+            "--cluster-domain",
+            self.domain,
+            "--out",
+            &out.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for set in sets {
+            args.push("--set".into());
+            args.push(set.clone());
+        }
+        let output = Command::new(BIN).args(&args).env_clear().output().unwrap();
+        assert!(
+            output.status.success(),
+            "rolecall {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+/// A server running in its own network and mount namespace; killed when dropped, so a failing
+/// test leaves nothing behind.
+struct Pod {
+    child: Child,
+    log: PathBuf,
+    what: String,
+}
+
+impl Pod {
+    /// Starts `argv` in a new network namespace (only loopback, brought up) and mount
+    /// namespace (with `hosts` over /etc/hosts and a private /tmp). Output goes to a log file
+    /// in `dir`.
+    fn start(what: &str, dir: &Path, hosts: &str, argv: &[String]) -> Pod {
+        let hosts_file = dir.join("hosts");
+        fs::write(&hosts_file, hosts).unwrap();
+        let tmp = dir.join("tmp");
+        fs::create_dir_all(&tmp).unwrap();
+        let log = dir.join(format!("{what}.log"));
+        let out = fs::File::create(&log).unwrap();
+        let script = "ip link set lo up && mount --bind \"$1\" /etc/hosts && \
+                      mount --bind \"$2\" /tmp && shift 2 && exec \"$@\"";
+        // Without --fork, unshare execs sh, which execs the server: one pid all along.
+        let child = Command::new("unshare")
+            .args(["--net", "--mount", "--", "sh", "-c", script, "sh"])
+            .arg(&hosts_file)
+            .arg(&tmp)
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Pod {
+            child,
+            log,
+            what: what.to_string(),
+        }
+    }
+
+    /// Runs a command inside the pod's namespaces.
+    fn exec(&self, argv: &[&str]) -> Output {
+        Command::new("nsenter")
+            .args([
+                "--target",
+                &self.child.id().to_string(),
+                "--net",
+                "--mount",
+                "--",
+            ])
+            .args(argv)
+            .env("ETCDCTL_API", "3")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command in the pod and returns its stdout if it succeeds.
+    fn ok(&self, argv: &[&str]) -> Option<String> {
+        let out = self.exec(argv);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Sends `request` to a TCP port in the pod and returns everything it answers.
+    fn tcp(&self, port: u16, request: &str) -> Option<String> {
+        let script = format!(
+            "exec 3<>/dev/tcp/127.0.0.1/{port} && printf '%s' \"$1\" >&3 && timeout 5 cat <&3"
+        );
+        self.ok(&["bash", "-c", &script, "bash", request])
+    }
+
+    fn log(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<_> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+
+    /// Polls `probe` until it gives a value; fails with the server's log if the server exits
+    /// or the time runs out.
+    fn wait_for<T>(&mut self, what: &str, mut probe: impl FnMut(&Pod) -> Option<T>) -> T {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited ({status}) before {what}; its log:\n{}",
+                    self.what,
+                    self.log()
+                );
+            }
+            if let Some(value) = probe(self) {
+                return value;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{} did not reach {what} within {START_TIMEOUT:?}; its log:\n{}",
+                    self.what,
+                    self.log()
+                );
+            }
+            sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Pod {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+// etcd: Debian etcd-server 3.4, reading the rendered file with --config-file.
+
+const ETCD: [(&str, &str); 2] = [("etcd", "etcd-server"), ("etcdctl", "etcd-client")];
+
+fn start_etcd(spec: &PodSpec, dir: &Path) -> Pod {
+    let out = dir.join("out");
+    spec.render(&out, &[format!("data_dir={}", dir.join("data").display())]);
+    let config = out.join("etcd.conf.yml").display().to_string();
+    Pod::start(
+        &spec.hostname(),
+        dir,
+        &spec.hosts(),
+        &strings(&["etcd", "--config-file", &config]),
+    )
+}
+
+#[test]
+fn etcd_serves_from_a_rendered_one_member_config() {
+    if !can_run("etcd_serves_from_a_rendered_one_member_config", &ETCD) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "etcd",
+        name: "etcd",
+        ordinal: 5,
+        replicas: 1,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let mut pod = start_etcd(&spec, dir.path());
+    let endpoints = "--endpoints=http://127.0.0.1:2379";
+    pod.wait_for("a healthy endpoint", |pod| {
+        pod.ok(&["etcdctl", endpoints, "endpoint", "health"])
+    });
+    pod.ok(&["etcdctl", endpoints, "put", "rolecall", "accepted"])
+        .expect("etcdctl put");
+    let value = pod
+        .ok(&[
+            "etcdctl",
+            endpoints,
+            "get",
+            "rolecall",
+            "--print-value-only",
+        ])
+        .expect("etcdctl get");
+    assert_eq!(value.trim(), "accepted");
+    // The member runs under the rendered name, with the rendered advertised URLs.
+    let members = pod
+        .ok(&["etcdctl", endpoints, "member", "list"])
+        .expect("etcdctl member list");
+    let fields: Vec<_> = members.trim().split(", ").skip(1).collect();
+    let fqdn = spec.fqdn();
+    assert_eq!(
+        fields,
+        [
+            "started",
+            "etcd-5",
+            &format!("http://{fqdn}:2380"),
+            &format!("http://{fqdn}:2379"),
+            "false"
+        ],
+        "member list: {members}"
+    );
+}
+
+#[test]
+fn etcd_starts_as_one_member_of_a_rendered_three_member_cluster() {
+    if !can_run(
+        "etcd_starts_as_one_member_of_a_rendered_three_member_cluster",
+        &ETCD,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "etcd",
+        name: "etcd",
+        ordinal: 6,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let mut pod = start_etcd(&spec, dir.path());
+    // Without quorum etcd serves no clients, but its peer port already answers /members with
+    // the cluster it bootstrapped from initial-cluster: proof it parsed the file, and that its
+    // name and advertised peer URL matched its own initial-cluster entry (else it exits).
+    let members = pod.wait_for("peer /members", |pod| {
+        let reply = pod.tcp(2380, "GET /members HTTP/1.0\r\n\r\n")?;
+        let body = reply.split("\r\n\r\n").nth(1)?;
+        serde_json::from_str::<serde_json::Value>(body).ok()
+    });
+    let mut got: Vec<(String, String)> = members
+        .as_array()
+        .expect("a JSON array of members")
+        .iter()
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["peerURLs"][0].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    let want: Vec<_> = (5..8)
+        .map(|o| {
+            (
+                format!("etcd-{o}"),
+                format!("http://{}:2380", spec.fqdn_of(o)),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+}
+
+// Redis: Debian redis-server 7.0, started as `redis-server FILE`.
+
+const REDIS: [(&str, &str); 2] = [
+    ("redis-server", "redis-server"),
+    ("redis-cli", "redis-tools"),
+];
+
+fn start_redis(spec: &PodSpec, dir: &Path, sets: &[String]) -> Pod {
+    let out = dir.join("out");
+    let data = dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    let mut sets = sets.to_vec();
+    sets.push(format!("data_dir={}", data.display()));
+    spec.render(&out, &sets);
+    let config = out.join("redis.conf").display().to_string();
+    Pod::start(
+        &spec.hostname(),
+        dir,
+        &spec.hosts(),
+        &strings(&["redis-server", &config]),
+    )
+}
+
+fn redis(pod: &Pod, args: &[&str]) -> String {
+    let mut argv = vec!["redis-cli", "-p", "6379"];
+    argv.extend(args);
+    pod.ok(&argv)
+        .unwrap_or_else(|| panic!("redis-cli {args:?} failed"))
+}
+
+fn wait_for_pong(pod: &mut Pod) {
+    pod.wait_for("PONG", |pod| {
+        pod.ok(&["redis-cli", "-p", "6379", "ping"])
+            .filter(|reply| reply.trim() == "PONG")
+    });
+}
+
+#[test]
+fn redis_primary_serves_from_its_rendered_config() {
+    if !can_run("redis_primary_serves_from_its_rendered_config", &REDIS) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "redis",
+        name: "redis",
+        ordinal: 0,
+        replicas: 3,
+        start: 0,
+        namespace: "default",
+        domain: "cluster.local",
+    };
+    let mut pod = start_redis(&spec, dir.path(), &[]);
+    wait_for_pong(&mut pod);
+    let info = redis(&pod, &["info", "replication"]);
+    assert!(info.contains("role:master"), "{info}");
+    assert_eq!(
+        redis(&pod, &["config", "get", "appendonly"]),
+        "appendonly\nyes\n"
+    );
+    assert_eq!(redis(&pod, &["set", "rolecall", "accepted"]).trim(), "OK");
+    assert_eq!(redis(&pod, &["get", "rolecall"]).trim(), "accepted");
+}
+
+#[test]
+fn redis_replica_follows_the_rendered_primary_by_name() {
+    if !can_run("redis_replica_follows_the_rendered_primary_by_name", &REDIS) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "redis",
+        name: "redis",
+        ordinal: 6,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let mut pod = start_redis(&spec, dir.path(), &[]);
+    wait_for_pong(&mut pod);
+    let info = redis(&pod, &["info", "replication"]);
+    let primary = spec.fqdn_of(5);
+    for line in [
+        "role:slave".to_string(),
+        format!("master_host:{primary}"),
+        "master_port:6379".to_string(),
+    ] {
+        assert!(info.contains(&line), "no `{line}` in:\n{info}");
+    }
+    assert_eq!(
+        redis(&pod, &["config", "get", "replica-announce-ip"]),
+        format!("replica-announce-ip\n{}\n", spec.fqdn())
+    );
+    let write = redis(&pod, &["set", "rolecall", "refused"]);
+    assert!(write.starts_with("READONLY"), "{write}");
+}
+
+/// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip
+/// or a blessing must never pass unseen.
+fn tell(message: &str) {
+    let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
+}

@@ -11,7 +11,6 @@ use std::fmt;
 use std::hash::{BuildHasher as _, Hasher as _};
 use std::io;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// The longest --timeout or --interval: a typo guard far beyond any real wait.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 /// Probes in flight at once: enough for a large set, few enough threads for a small pod.
-const MAX_WORKERS: usize = 64;
+const MAX_IN_FLIGHT: usize = 64;
 /// Not-ready addresses named per target in a progress line / in the timeout message.
 const SHOWN_IN_PROGRESS: usize = 3;
 const SHOWN_ON_TIMEOUT: usize = 10;
@@ -456,7 +455,7 @@ pub enum Reason {
     Refused,
     /// The connect did not finish within the attempt.
     TimedOut(Duration),
-    /// The probe (most likely a slow DNS lookup) had not finished when the attempt ended.
+    /// The probe (most likely its DNS lookup) has been running this long without an answer.
     NoAnswer(Duration),
     Other(String),
 }
@@ -470,7 +469,7 @@ impl fmt::Display for Reason {
             Reason::Refused => write!(f, "connection refused"),
             Reason::TimedOut(after) => write!(f, "timed out after {}", show(*after)),
             Reason::NoAnswer(after) => {
-                write!(f, "no answer within {} (slow DNS lookup?)", show(*after))
+                write!(f, "no answer after {} (slow DNS lookup?)", show(*after))
             }
             Reason::Other(detail) => write!(f, "{detail}"),
         }
@@ -556,7 +555,7 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> Result<()> {
             all(", ")
         ));
     }
-    let endpoints: Arc<[Endpoint]> = plan.endpoints.clone().into();
+    let mut prober = Prober::new(&plan.endpoints);
     let mut last_report = start;
     let mut round = 0u64;
     loop {
@@ -577,9 +576,7 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> Result<()> {
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
-        for (i, result) in probe_all(&endpoints, pending, attempt) {
-            states[i] = result.err();
-        }
+        prober.round(&pending, attempt, &mut states);
         if done(&states) {
             say(&format!(
                 "ready after {}: {}",
@@ -646,71 +643,85 @@ fn jitter(interval: Duration, round: u64) -> Duration {
     interval.mul_f64(0.9 + 0.2 * unit)
 }
 
-/// Probes the addresses at `which` at once, each for at most `attempt`. Addresses whose probe
-/// has not finished by then (a resolver can take longer) count as not ready; their threads are
-/// left to finish on their own rather than stall the wait.
-fn probe_all(
-    endpoints: &Arc<[Endpoint]>,
-    which: Vec<usize>,
-    attempt: Duration,
-) -> Vec<(usize, std::result::Result<(), Reason>)> {
-    let deadline = Instant::now() + attempt + Duration::from_millis(50);
-    let which: Arc<[usize]> = which.into();
-    let next = Arc::new(AtomicUsize::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = mpsc::channel();
-    for _ in 0..which.len().min(MAX_WORKERS) {
-        let (endpoints, which, next, stop, tx) = (
-            endpoints.clone(),
-            which.clone(),
-            next.clone(),
-            stop.clone(),
-            tx.clone(),
-        );
-        let worker = move || {
-            while !stop.load(Ordering::Relaxed) {
-                let Some(&i) = which.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                if tx.send((i, probe(&endpoints[i], attempt))).is_err() {
-                    break;
-                }
-            }
-        };
-        // A thread that cannot start leaves its share to the others (or to NoAnswer).
-        let _ = std::thread::Builder::new()
-            .name("probe".into())
-            .stack_size(256 * 1024)
-            .spawn(worker);
-    }
-    drop(tx);
-    let mut results = HashMap::new();
-    while results.len() < which.len() {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok((i, result)) => {
-                results.insert(i, result);
-            }
-            Err(_) => break,
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    which
-        .iter()
-        .map(|&i| {
-            let result = results.remove(&i).unwrap_or(Err(Reason::NoAnswer(attempt)));
-            (i, result)
-        })
-        .collect()
+/// Runs probes on threads, at most `MAX_IN_FLIGHT` at once and never two for one address. A
+/// probe still running when its attempt ends (getaddrinfo has no timeout of its own) is left to
+/// finish: its answer counts in a later round instead of being thrown away, so a resolver slower
+/// than --interval delays the wait but cannot stall it.
+struct Prober {
+    endpoints: Arc<[Endpoint]>,
+    tx: mpsc::Sender<(usize, std::result::Result<(), Reason>)>,
+    rx: mpsc::Receiver<(usize, std::result::Result<(), Reason>)>,
+    /// Address index -> when its running probe started.
+    in_flight: HashMap<usize, Instant>,
 }
 
-/// Resolves the name and connects to each address it has until one accepts, within `attempt`.
+impl Prober {
+    fn new(endpoints: &[Endpoint]) -> Self {
+        let (tx, rx) = mpsc::channel();
+        Prober {
+            endpoints: endpoints.into(),
+            tx,
+            rx,
+            in_flight: HashMap::new(),
+        }
+    }
+
+    /// Probes the addresses at `which` (those not already being probed), each connect for at
+    /// most `attempt`, and records every answer that comes in by the end of the attempt.
+    fn round(&mut self, which: &[usize], attempt: Duration, states: &mut States) {
+        let deadline = Instant::now() + attempt + Duration::from_millis(50);
+        let mut queue = which
+            .iter()
+            .filter(|i| !self.in_flight.contains_key(i))
+            .copied()
+            .collect::<std::collections::VecDeque<_>>();
+        loop {
+            while self.in_flight.len() < MAX_IN_FLIGHT {
+                let Some(i) = queue.pop_front() else { break };
+                self.start(i, attempt, states);
+            }
+            if self.in_flight.is_empty() {
+                break;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((i, result)) = self.rx.recv_timeout(left) else {
+                break;
+            };
+            self.in_flight.remove(&i);
+            states[i] = result.err();
+        }
+        for (&i, started) in &self.in_flight {
+            states[i] = Some(Reason::NoAnswer(started.elapsed()));
+        }
+    }
+
+    fn start(&mut self, i: usize, attempt: Duration, states: &mut States) {
+        let (endpoints, tx) = (self.endpoints.clone(), self.tx.clone());
+        let spawned = std::thread::Builder::new()
+            .name("probe".into())
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                // The receiver outlives every probe but the ones still running at exit.
+                let _ = tx.send((i, probe(&endpoints[i], attempt)));
+            });
+        match spawned {
+            Ok(_) => {
+                self.in_flight.insert(i, Instant::now());
+            }
+            Err(e) => states[i] = Some(Reason::Other(format!("cannot start a probe: {e}"))),
+        }
+    }
+}
+
+/// Resolves the name and connects to each address it has until one accepts, the connects
+/// within `attempt`.
 pub fn probe(endpoint: &Endpoint, attempt: Duration) -> std::result::Result<(), Reason> {
-    let start = Instant::now();
     let addrs: Vec<SocketAddr> = match (endpoint.host.as_str(), endpoint.port).to_socket_addrs() {
         Ok(addrs) => addrs.collect(),
         Err(e) => return Err(dns_reason(&e)),
     };
+    // The connect gets the whole attempt even after a slow lookup: the lookup is done now.
+    let start = Instant::now();
     if addrs.is_empty() {
         return Err(Reason::NoRecord("no address".into()));
     }

@@ -3,6 +3,7 @@
 //! /etc/hosts bind-mounted in a private mount namespace, as a pod has it.
 
 use std::fs;
+use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::Path;
 use std::thread;
@@ -204,7 +205,7 @@ fn previous_on_the_first_pod_is_ready_at_once() {
     // The first pod is the first of the set, whatever its ordinal; no --replicas needed.
     rolecall()
         .args(["wait", "--hostname", "web-5", "--start-ordinal", "5"])
-        .args(["--port", "80", "--for", "previous"])
+        .args(["--port", "80", "--for", "previous", "--timeout", "2s"])
         .assert()
         .success()
         .stderr("rolecall: nothing to wait for: previous (this is the first pod)\n");
@@ -214,7 +215,7 @@ fn previous_on_the_first_pod_is_ready_at_once() {
 fn only_pod_of_a_set_has_no_peers_to_wait_for() {
     rolecall()
         .args(["wait", "--hostname", "zk-0", "--role", "zookeeper"])
-        .args(["--replicas", "1", "--for", "all"])
+        .args(["--replicas", "1", "--for", "all", "--timeout", "2s"])
         .assert()
         .success()
         .stderr("rolecall: nothing to wait for: all (this pod is the only one)\n");
@@ -375,31 +376,45 @@ fn can_use_namespaces(test: &str) -> bool {
     let why = if root {
         "`unshare` (util-linux) is not installed"
     } else {
-        "it needs root for a mount namespace"
+        "it needs root for mount and network namespaces"
     };
     if std::env::var("ROLECALL_CI").as_deref() == Ok("1") {
         panic!("{test}: {why}, and ROLECALL_CI=1 forbids skipping");
     }
-    eprintln!("skipping {test}: {why}");
+    // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+    let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
     false
 }
 
 /// `rolecall ARGS` in a private mount namespace whose /etc/hosts is `hosts` and which looks
 /// names up in files only (so a name missing there fails at once, whatever DNS the host has).
 fn rolecall_in_pod(dir: &Path, hosts: &str) -> Command {
+    rolecall_in_pod_with_dns(dir, hosts, None)
+}
+
+/// As `rolecall_in_pod`; with `resolv_conf`, names missing from /etc/hosts go to that DNS.
+fn rolecall_in_pod_with_dns(dir: &Path, hosts: &str, resolv_conf: Option<&str>) -> Command {
     let hosts_file = dir.join("hosts");
     let nss_file = dir.join("nsswitch.conf");
+    let resolv_file = dir.join("resolv.conf");
     fs::write(&hosts_file, hosts).unwrap();
-    fs::write(&nss_file, "hosts: files\n").unwrap();
+    let nss = if resolv_conf.is_some() {
+        "files dns"
+    } else {
+        "files"
+    };
+    fs::write(&nss_file, format!("hosts: {nss}\n")).unwrap();
+    fs::write(&resolv_file, resolv_conf.unwrap_or("")).unwrap();
     let mut cmd = Command::new("unshare");
     cmd.args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
         .arg(
             "mount --bind \"$1\" /etc/hosts; mount --bind \"$2\" /etc/nsswitch.conf; \
-             shift 2; exec \"$@\"",
+             mount --bind \"$3\" /etc/resolv.conf; shift 3; exec \"$@\"",
         )
         .arg("sh")
         .arg(&hosts_file)
         .arg(&nss_file)
+        .arg(&resolv_file)
         .arg(BIN);
     for (key, _) in std::env::vars() {
         if key.starts_with("ROLECALL_") || key == "POD_NAME" || key == "POD_NAMESPACE" {
@@ -588,4 +603,81 @@ fn connect_to_a_silent_address_times_out() {
         .stderr(predicate::str::contains(
             "\n  10.9.0.2:80: timed out after 300ms\n",
         ));
+}
+
+/// A DNS server on port 53 of a free loopback address that answers every A query with
+/// 127.0.0.1 (and AAAA with no address), each answer `delay` late. Returns its address (for a
+/// `nameserver` line) and the number of queries it has seen.
+fn slow_dns(delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // resolv.conf takes no port: find an address whose port 53 is free.
+    let socket = (1..=250)
+        .find_map(|n| std::net::UdpSocket::bind(format!("127.53.{n}.1:53")).ok())
+        .expect("no free port 53 on 127.53.*.1");
+    let addr = socket.local_addr().unwrap().ip().to_string();
+    let seen = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            count.fetch_add(1, Ordering::SeqCst);
+            // Header (12 bytes), then the question: name labels up to a 0 byte, type, class.
+            let Some(end) = buf[12..len]
+                .iter()
+                .position(|b| *b == 0)
+                .map(|p| 12 + p + 5)
+            else {
+                continue;
+            };
+            let is_a = buf[end - 4..end - 2] == [0, 1];
+            let mut reply = buf[..end].to_vec();
+            reply[2..4].copy_from_slice(&[0x81, 0x80]); // response, recursion available
+            reply[6..8].copy_from_slice(&[0, u8::from(is_a)]); // answers
+            reply[8..12].fill(0);
+            if is_a {
+                // Name (pointer to the question), A, IN, TTL 5, 4 bytes: 127.0.0.1.
+                reply.extend([0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 5, 0, 4, 127, 0, 0, 1]);
+            }
+            let socket = socket.try_clone().unwrap();
+            thread::spawn(move || {
+                thread::sleep(delay);
+                let _ = socket.send_to(&reply, from);
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn dns_answer_slower_than_the_interval_still_counts() {
+    if !can_use_namespaces("dns_answer_slower_than_the_interval_still_counts") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    // Each lookup takes 700 ms, each attempt 200 ms: only an answer that arrives after its own
+    // attempt ended can make the target ready.
+    let (nameserver, queries) = slow_dns(Duration::from_millis(700));
+    let started = Instant::now();
+    let output = rolecall_in_pod_with_dns(
+        dir.path(),
+        "127.0.0.1 localhost\n",
+        Some(&format!(
+            "nameserver {nameserver}\noptions timeout:5 attempts:1\n"
+        )),
+    )
+    .args(["wait", "--for", &format!("late.rolecall.test:{port}")])
+    .args(["--timeout", "10s", "--interval", "200ms"])
+    .output()
+    .unwrap();
+    let took = started.elapsed();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        took >= Duration::from_millis(700),
+        "answered before the DNS did: {err}"
+    );
+    assert!(queries.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert!(was_connected(&listener), "no probe reached the listener");
 }

@@ -104,7 +104,7 @@ pub fn parse_target(text: &str) -> anyhow::Result<Spec> {
     let shown = text.escape_debug();
     ensure!(
         !text.is_empty(),
-        "--for needs a target: leader, previous, peers=N, all or HOST:PORT"
+        "a wait target is empty; use leader, previous, peers=N, all or HOST:PORT"
     );
     let (word, port) = match text.rsplit_once(':') {
         Some((word, port)) if is_keyword(word) => (word, Some(parse_port(port, text)?)),
@@ -118,25 +118,29 @@ pub fn parse_target(text: &str) -> anyhow::Result<Spec> {
     }
     if let Some(n) = word.strip_prefix("peers=") {
         let n = n.parse::<u32>().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            anyhow!("--for `{shown}`: peers=N needs a whole number N of at least 1 (other pods)")
+            anyhow!(
+                "wait target `{shown}`: peers=N needs a whole number N of at least 1 (other pods)"
+            )
         })?;
         return Ok(Spec::Peers(n, port));
     }
     let Some((host, port)) = text.rsplit_once(':') else {
-        bail!("--for `{shown}` is not a target; use leader, previous, peers=N, all or HOST:PORT");
+        bail!(
+            "wait target `{shown}` is not a target; use leader, previous, peers=N, all or HOST:PORT"
+        );
     };
     let host = match host.strip_prefix('[') {
         Some(v6) => v6.strip_suffix(']').ok_or_else(|| {
-            anyhow!("--for `{shown}`: an IPv6 address goes in brackets, like [fd00::1]:5432")
+            anyhow!("wait target `{shown}`: an IPv6 address goes in brackets, like [fd00::1]:5432")
         })?,
         None if host.contains(':') => {
-            bail!("--for `{shown}`: write an IPv6 address in brackets, like [fd00::1]:5432")
+            bail!("wait target `{shown}`: write an IPv6 address in brackets, like [fd00::1]:5432")
         }
         None => host,
     };
     ensure!(
         !host.is_empty() && !host.contains(|c: char| c.is_whitespace() || c.is_control()),
-        "--for `{shown}`: `{}` is not a host name or address",
+        "wait target `{shown}`: `{}` is not a host name or address",
         host.escape_debug()
     );
     Ok(Spec::Address(Endpoint {
@@ -152,7 +156,7 @@ fn is_keyword(word: &str) -> bool {
 fn parse_port(port: &str, target: &str) -> anyhow::Result<u16> {
     port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
         anyhow!(
-            "--for `{}`: `{}` is not a port (1-65535)",
+            "wait target `{}`: `{}` is not a port (1-65535)",
             target.escape_debug(),
             port.escape_debug()
         )
@@ -262,7 +266,7 @@ impl<'r> Pods<'_, 'r> {
             _ => Err(Failure::new(
                 Exit::Identity,
                 anyhow!(
-                    "--for {label} needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"
+                    "wait target `{label}` needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"
                 ),
             )),
         }
@@ -319,7 +323,7 @@ pub fn plan(specs: &[(String, Spec)], pods: &Pods) -> Result<Plan> {
                 return Err(Failure::new(
                     Exit::Usage,
                     anyhow!(
-                        "--for {label}: the role has no port; pass --port PORT or write `--for {label}:PORT`"
+                        "wait target `{label}`: the role has no port; pass --port PORT or write `{label}:PORT`"
                     ),
                 ));
             };
@@ -341,7 +345,7 @@ pub fn plan(specs: &[(String, Spec)], pods: &Pods) -> Result<Plan> {
                     return Err(Failure::new(
                         Exit::Template,
                         anyhow!(
-                            "--for {label}: no pod of the set has the leader role `{}` of role {}",
+                            "wait target `{label}`: no pod of the set has the leader role `{}` of role {}",
                             cluster.model.role().leader_role(),
                             cluster.model.role().name
                         ),
@@ -378,8 +382,8 @@ pub fn plan(specs: &[(String, Spec)], pods: &Pods) -> Result<Plan> {
                             return Err(Failure::new(
                                 Exit::Usage,
                                 anyhow!(
-                                    "--for {label}: this pod is the only one of the set, it has no peers; \
-                                     drop --for {label} or use --for all"
+                                    "wait target `{label}`: this pod is the only one of the set, it has no peers; \
+                                     drop the target or use `all`"
                                 ),
                             ));
                         }
@@ -387,7 +391,7 @@ pub fn plan(specs: &[(String, Spec)], pods: &Pods) -> Result<Plan> {
                             return Err(Failure::new(
                                 Exit::Usage,
                                 anyhow!(
-                                    "--for {label}: a set of {} pods has only {count} other {}; ask for at most peers={count}",
+                                    "wait target `{label}`: a set of {} pods has only {count} other {}; ask for at most peers={count}",
                                     cluster.replicas,
                                     if count == 1 { "pod" } else { "pods" }
                                 ),
@@ -495,7 +499,7 @@ impl Target {
         self.ready_count(states) >= self.need
     }
 
-    /// `leader mysql-0...:3306: connection refused`, `peers=2: 1 of 2 ready; zk-2...: ...`.
+    /// `leader mysql-0...:3306: connection refused`, `peers=2: 1 ready of 2 needed; zk-2...: ...`.
     fn missing(&self, plan: &Plan, states: &States, shown: usize) -> String {
         let not_ready: Vec<_> = self
             .endpoints
@@ -620,10 +624,11 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> Result<()> {
                 .filter(|t| !t.is_ready(&states))
                 .map(|t| t.missing(plan, &states, SHOWN_IN_PROGRESS))
                 .collect();
+            // Targets apart with ` | `: a peers target lists its addresses with `; `.
             say(&format!(
                 "still waiting after {}: {}",
                 show(elapsed),
-                missing.join(", ")
+                missing.join(" | ")
             ));
         }
         let pause = jitter(settings.interval, round)
@@ -830,7 +835,7 @@ mod tests {
     #[test]
     fn bad_targets_say_what_to_write() {
         for (text, says) in [
-            ("", "needs a target"),
+            ("", "a wait target is empty"),
             ("leader:", "`` is not a port"),
             ("leader:0", "`0` is not a port"),
             ("peers=0", "at least 1"),

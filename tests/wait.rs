@@ -272,7 +272,7 @@ fn targets_the_set_cannot_satisfy_fail_before_waiting() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "--for leader: the role has no port; pass --port PORT or write `--for leader:PORT`",
+            "wait target `leader`: the role has no port; pass --port PORT or write `leader:PORT`",
         ));
     // More peers than the set has besides this pod.
     rolecall()
@@ -305,7 +305,7 @@ fn targets_the_set_cannot_satisfy_fail_before_waiting() {
         .assert()
         .code(3)
         .stderr(predicate::str::contains(
-            "--for leader needs the size of the set",
+            "wait target `leader` needs the size of the set",
         ));
 }
 

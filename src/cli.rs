@@ -187,7 +187,8 @@ pub struct RenderArgs {
 #[derive(Debug, Args)]
 pub struct WaitArgs {
     /// First wait until TARGET accepts TCP connections: leader, previous, peers=N (N other pods),
-    /// all, or HOST:PORT; `leader:PORT` etc. use another port than the role's (repeatable)
+    /// all, or HOST:PORT; `leader:PORT` etc. use another port than the role's (repeatable, or
+    /// comma-separated)
     #[arg(
         long = "wait-for",
         env = "ROLECALL_WAIT_FOR",
@@ -321,7 +322,7 @@ pub struct ExecArgs {
     .visible_alias("wait-for")
     .required(true)
     .help("What to wait for: leader, previous, peers=N (N other pods), all, or HOST:PORT; \
-           `leader:PORT` etc. use another port than the role's (repeatable)")))]
+           `leader:PORT` etc. use another port than the role's (repeatable, or comma-separated)")))]
 pub struct WaitCmdArgs {
     #[command(flatten)]
     pub pod: PodArgs,

@@ -43,6 +43,8 @@ pub enum Command {
     Roles(RolesArgs),
     /// Render, then replace this process with CMD (for images that use rolecall as entrypoint)
     Exec(ExecArgs),
+    /// Wait until the leader, the previous pod, peers or any HOST:PORT accept TCP connections
+    Wait(WaitCmdArgs),
 }
 
 /// Who this pod is and where the pods of its set live.
@@ -173,9 +175,45 @@ pub struct RenderArgs {
     #[arg(long)]
     pub dry_run: bool,
 
-    /// No summary on stderr
+    /// No summary (and no wait progress) on stderr
     #[arg(long, short)]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// What to wait for before going on, and for how long (shared by render, exec and wait).
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// First wait until TARGET accepts TCP connections: leader, previous, peers=N (N other pods),
+    /// all, or HOST:PORT; `leader:PORT` etc. use another port than the role's (repeatable, or
+    /// comma-separated)
+    #[arg(
+        long = "wait-for",
+        env = "ROLECALL_WAIT_FOR",
+        value_name = "TARGET",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<String>,
+
+    /// Give up waiting after this long (`300`, `90s`, `5m`, `1.5s`); 0 tries once
+    #[arg(
+        long,
+        env = "ROLECALL_WAIT_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "300s"
+    )]
+    pub timeout: String,
+
+    /// Time between attempts, and the connect timeout of each (a little jitter is added)
+    #[arg(
+        long,
+        env = "ROLECALL_WAIT_INTERVAL",
+        value_name = "DURATION",
+        default_value = "1s"
+    )]
+    pub interval: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -275,4 +313,27 @@ pub struct ExecArgs {
     /// The command to run after rendering, and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `rolecall wait`: the shared wait flags, with `--wait-for` spelled `--for` and required.
+#[derive(Debug, Args)]
+#[command(mut_arg("targets", |arg| arg
+    .long("for")
+    .visible_alias("wait-for")
+    .required(true)
+    .help("What to wait for: leader, previous, peers=N (N other pods), all, or HOST:PORT; \
+           `leader:PORT` etc. use another port than the role's (repeatable, or comma-separated)")))]
+pub struct WaitCmdArgs {
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    /// No progress lines on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
 }

@@ -49,6 +49,7 @@ pub enum Command {
 
 /// Who this pod is and where the pods of its set live.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Pod identity")]
 pub struct PodArgs {
     /// Pod hostname [default: env POD_NAME, else the kernel hostname]
     #[arg(long, env = "ROLECALL_HOSTNAME", value_name = "NAME")]
@@ -94,6 +95,7 @@ pub struct PodArgs {
 
 /// Which role this set plays and where its templates come from.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Role and templates")]
 pub struct RoleArgs {
     /// Built-in role NAME (see `rolecall roles`) or a path to a role.toml
     #[arg(long, value_name = "NAME|PATH")]
@@ -155,16 +157,27 @@ pub struct RenderArgs {
     pub role: RoleArgs,
 
     /// Directory to write into (created if missing)
-    #[arg(long, env = "ROLECALL_OUT", value_name = "DIR")]
+    #[arg(
+        long,
+        help_heading = "Output",
+        env = "ROLECALL_OUT",
+        value_name = "DIR"
+    )]
     pub out: PathBuf,
 
     /// Owner of the written files
-    #[arg(long, env = "ROLECALL_OWNER", value_name = "UID:GID")]
+    #[arg(
+        long,
+        help_heading = "Output",
+        env = "ROLECALL_OWNER",
+        value_name = "UID:GID"
+    )]
     pub owner: Option<String>,
 
     /// Mode of the written files, in octal (a role may set its own per file)
     #[arg(
         long,
+        help_heading = "Output",
         env = "ROLECALL_MODE",
         value_name = "OCTAL",
         default_value = "0644"
@@ -172,11 +185,11 @@ pub struct RenderArgs {
     pub mode: String,
 
     /// Print every file that would be written, with a diff against what is there; write nothing
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub dry_run: bool,
 
     /// No summary (and no wait progress) on stderr
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
 
     #[command(flatten)]
@@ -185,6 +198,7 @@ pub struct RenderArgs {
 
 /// What to wait for before going on, and for how long (shared by render, exec and wait).
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Waiting")]
 pub struct WaitArgs {
     /// First wait until TARGET accepts TCP connections: leader, previous, peers=N (N other pods),
     /// all, or HOST:PORT; `leader:PORT` etc. use another port than the role's (repeatable, or

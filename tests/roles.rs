@@ -78,6 +78,19 @@ const ROLES: &[RoleCases] = &[
         }],
     },
     RoleCases {
+        name: "redis-cluster",
+        docs: "redis.conf of Redis 7.0 (REDIS CLUSTER and CLUSTER DOCKER/NAT sections), \
+               `redis-cli --cluster help` and redis.io/docs/management/scaling",
+        extra_sizes: &[6],
+        refused: &[1, 3, 5],
+        extra: &[Extra {
+            tag: "no-replicas",
+            replicas: 3,
+            start: 5,
+            sets: &["replicas_per_master=0"],
+        }],
+    },
+    RoleCases {
         name: "mysql",
         docs: "kubernetes.io/docs/tasks/run-application/run-replicated-stateful-application and \
                the MySQL 8.0 reference manual (server_id, log_bin, super_read_only)",
@@ -393,6 +406,11 @@ fn etcd_renders_as_expected() {
 #[test]
 fn redis_renders_as_expected() {
     check_role("redis");
+}
+
+#[test]
+fn redis_cluster_renders_as_expected() {
+    check_role("redis-cluster");
 }
 
 #[test]

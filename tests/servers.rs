@@ -153,6 +153,8 @@ struct Pod {
     child: Child,
     log: PathBuf,
     what: String,
+    /// More processes started in the same namespaces, as in a pod with several containers.
+    others: Vec<Child>,
 }
 
 impl Pod {
@@ -183,7 +185,28 @@ impl Pod {
             child,
             log,
             what: what.to_string(),
+            others: Vec::new(),
         }
+    }
+
+    /// Starts one more long-running process in the pod's namespaces, logging to `log`.
+    fn spawn(&mut self, log: &Path, argv: &[String]) {
+        let out = fs::File::create(log).unwrap();
+        let child = Command::new("nsenter")
+            .args([
+                "--target",
+                &self.child.id().to_string(),
+                "--net",
+                "--mount",
+                "--",
+            ])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.others.push(child);
     }
 
     /// Runs a command inside the pod's namespaces.
@@ -253,8 +276,10 @@ impl Pod {
 
 impl Drop for Pod {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in self.others.iter_mut().chain([&mut self.child]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -475,6 +500,108 @@ fn redis_replica_follows_the_rendered_primary_by_name() {
     );
     let write = redis(&pod, &["set", "rolecall", "refused"]);
     assert!(write.starts_with("READONLY"), "{write}");
+}
+
+#[test]
+fn redis_cluster_forms_from_rendered_configs_and_create_script() {
+    if !can_run(
+        "redis_cluster_forms_from_rendered_configs_and_create_script",
+        &REDIS,
+    ) {
+        return;
+    }
+    // Six pods in one network namespace, each node bound to its own loopback address (var
+    // bind), which the private /etc/hosts gives its FQDN: the create script and redis-cli
+    // find every member by name, as in a cluster. On one loopback the kernel would send every
+    // node's cluster-bus connections from 127.0.0.1, and the nodes would take each other for
+    // one; so each node also gets `bind-source-addr`, through the role's include var, as a
+    // pod's own IP would be in a real cluster.
+    let dir = scratch();
+    let spec = |ordinal| PodSpec {
+        role: "redis-cluster",
+        name: "redis-cluster",
+        ordinal,
+        replicas: 6,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let address = |ordinal: u32| format!("127.0.0.{}", ordinal - 4);
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for ordinal in 5..11 {
+        hosts.push_str(&format!("{} {}\n", address(ordinal), spec(ordinal).fqdn()));
+    }
+    let mut pod: Option<Pod> = None;
+    for ordinal in 5..11 {
+        let node = dir.path().join(format!("node-{ordinal}"));
+        let data = node.join("data");
+        fs::create_dir_all(&data).unwrap();
+        let source = node.join("source.conf");
+        fs::write(&source, format!("bind-source-addr {}\n", address(ordinal))).unwrap();
+        spec(ordinal).render(
+            &node.join("out"),
+            &[
+                format!("data_dir={}", data.display()),
+                format!("bind={}", address(ordinal)),
+                format!("include={}", source.display()),
+            ],
+        );
+        let argv = strings(&[
+            "redis-server",
+            &node.join("out/redis.conf").display().to_string(),
+        ]);
+        match &mut pod {
+            None => pod = Some(Pod::start("redis-cluster-5", dir.path(), &hosts, &argv)),
+            Some(pod) => pod.spawn(&node.join("redis.log"), &argv),
+        }
+    }
+    let mut pod = pod.unwrap();
+    let script = dir.path().join("node-5/out/create-cluster.sh");
+    let script = script.display().to_string();
+    // Run as the pod would: by path, so its shebang and mode count. It waits for every member
+    // itself; `timeout` bounds it if one never answers.
+    let created = pod.exec(&["timeout", "60", &script]);
+    assert!(
+        created.status.success(),
+        "create-cluster.sh failed: {}{}\nnode log:\n{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr),
+        pod.log()
+    );
+    // Replicas turn up as such a moment after the slots are assigned.
+    let nodes = pod.wait_for("cluster_state:ok and 3 replicas", |pod| {
+        let info = pod.ok(&["redis-cli", "-h", "127.0.0.1", "cluster", "info"])?;
+        let nodes = pod.ok(&["redis-cli", "-h", "127.0.0.1", "cluster", "nodes"])?;
+        (info.contains("cluster_state:ok") && nodes.matches(" slave ").count() == 3)
+            .then_some(nodes)
+    });
+    // Every node announces its FQDN; redis-cli made the first three masters.
+    let mut roles: Vec<(String, &str)> = nodes
+        .lines()
+        .map(|line| {
+            let fields: Vec<_> = line.split(' ').collect();
+            let hostname = fields[1].split(',').nth(1).unwrap_or("").to_string();
+            let role = if fields[2].contains("master") {
+                "master"
+            } else {
+                "replica"
+            };
+            (hostname, role)
+        })
+        .collect();
+    roles.sort();
+    let mut want: Vec<(String, &str)> = (5..11)
+        .map(|o| (spec(o).fqdn(), if o < 8 { "master" } else { "replica" }))
+        .collect();
+    want.sort();
+    assert_eq!(roles, want, "cluster nodes:\n{nodes}");
+    // A second run, as after a restart of the first pod, leaves the cluster alone.
+    let again = pod.exec(&["timeout", "60", &script]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success() && said.contains("already knows 6 nodes"),
+        "second run: {said}"
+    );
 }
 
 /// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip

@@ -92,11 +92,25 @@ const ROLES: &[RoleCases] = &[
     },
     RoleCases {
         name: "mysql",
-        docs: "kubernetes.io/docs/tasks/run-application/run-replicated-stateful-application and \
-               the MySQL 8.0 reference manual (server_id, log_bin, super_read_only)",
+        docs: "kubernetes.io/docs/tasks/run-application/run-replicated-stateful-application, \
+               the MySQL 8.0 reference manual (server_id, log_bin, super_read_only) and the \
+               MariaDB 10.11 server system variables (read_only; no super_read_only)",
         extra_sizes: &[],
         refused: &[],
-        extra: &[],
+        extra: &[
+            Extra {
+                tag: "mariadb",
+                replicas: 3,
+                start: 0,
+                sets: &["flavor=mariadb", "clone_port=3399"],
+            },
+            Extra {
+                tag: "bad-flavor",
+                replicas: 2,
+                start: 0,
+                sets: &["flavor=percona"],
+            },
+        ],
     },
     RoleCases {
         name: "zookeeper",

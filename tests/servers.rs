@@ -31,6 +31,9 @@ const SANDBOX: [(&str, &str); 4] = [
 ];
 
 fn find_program(name: &str) -> Option<PathBuf> {
+    if name.starts_with('/') {
+        return Some(PathBuf::from(name)).filter(|p| p.is_file());
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     // Servers live in sbin, which a non-login PATH may lack.
     std::env::split_paths(&path)
@@ -602,6 +605,319 @@ fn redis_cluster_forms_from_rendered_configs_and_create_script() {
         again.status.success() && said.contains("already knows 6 nodes"),
         "second run: {said}"
     );
+}
+
+// MySQL role on MariaDB: Debian mariadb-server 10.11 with the role's `flavor=mariadb` (MariaDB
+// has read_only but no super_read_only; the default `mysql` flavor's replica.cnf is checked
+// against the MySQL manual only). The rendered files are the server's conf.d, as in the
+// tutorial; the my.cnf around them stands for the image's own.
+
+const MARIADB: [(&str, &str); 4] = [
+    ("mariadbd", "mariadb-server"),
+    ("mariadb-install-db", "mariadb-server"),
+    ("mariadb", "mariadb-client"),
+    ("bash", "bash"),
+];
+
+/// Starts MariaDB with the pod's rendered files as conf.d and returns the pod and the path of
+/// the my.cnf that clients use too.
+fn start_mariadb(spec: &PodSpec, dir: &Path) -> (Pod, String) {
+    let out = dir.join("out");
+    spec.render(&out, &["flavor=mariadb".to_string()]);
+    let data = dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    let my_cnf = dir.join("my.cnf");
+    fs::write(
+        &my_cnf,
+        format!(
+            "[mysqld]\ndatadir={}\nsocket=/tmp/mysqld.sock\npid-file=/tmp/mysqld.pid\nuser=root\n\
+             !includedir {}\n[client]\nsocket=/tmp/mysqld.sock\n",
+            data.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let my_cnf = my_cnf.display().to_string();
+    // mariadb-install-db wants --defaults-file first.
+    let script = format!(
+        "mariadb-install-db --defaults-file={my_cnf} --skip-test-db >/dev/null && \
+         exec mariadbd --defaults-file={my_cnf}"
+    );
+    let pod = Pod::start(
+        &spec.hostname(),
+        dir,
+        &spec.hosts(),
+        &strings(&["sh", "-c", &script]),
+    );
+    (pod, my_cnf)
+}
+
+/// `SELECT @@server_id, @@log_bin, @@read_only` once the server answers.
+fn mariadb_settings(pod: &mut Pod, my_cnf: &str) -> String {
+    let defaults = format!("--defaults-file={my_cnf}");
+    pod.wait_for("a query answered", |pod| {
+        pod.ok(&[
+            "mariadb",
+            &defaults,
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            "SELECT @@server_id, @@log_bin, @@read_only",
+        ])
+    })
+}
+
+#[test]
+fn mariadb_primary_runs_with_the_rendered_server_id_and_binlog() {
+    if !can_run(
+        "mariadb_primary_runs_with_the_rendered_server_id_and_binlog",
+        &MARIADB,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "mysql",
+        name: "mysql",
+        ordinal: 5,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let (mut pod, my_cnf) = start_mariadb(&spec, dir.path());
+    assert_eq!(mariadb_settings(&mut pod, &my_cnf), "105\t1\t0\n");
+}
+
+#[test]
+fn mariadb_replica_runs_read_only_and_knows_whom_to_clone() {
+    if !can_run(
+        "mariadb_replica_runs_read_only_and_knows_whom_to_clone",
+        &MARIADB,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "mysql",
+        name: "mysql",
+        ordinal: 7,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let (mut pod, my_cnf) = start_mariadb(&spec, dir.path());
+    assert_eq!(mariadb_settings(&mut pod, &my_cnf), "107\t0\t1\n");
+    // replication.env is sourced by bash with unset variables an error.
+    let env = dir.path().join("out/replication.env");
+    let sourced = Command::new("bash")
+        .args([
+            "-c",
+            "set -eu; . \"$1\"; echo \"$CLONE_FROM_HOST:$CLONE_FROM_PORT $PRIMARY_HOST:$PRIMARY_PORT\"",
+            "bash",
+        ])
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert!(sourced.status.success(), "{sourced:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&sourced.stdout),
+        format!("{}:3307 {}:3306\n", spec.fqdn_of(6), spec.fqdn_of(5))
+    );
+}
+
+// ZooKeeper: Debian zookeeper 3.8, its JVM started directly (Debian's wrapper scripts ignore
+// another config dir), reading the rendered zoo.cfg and, from dataDir, the rendered myid.
+
+const ZOOKEEPER: [(&str, &str); 4] = [
+    ("java", "default-jre-headless"),
+    ("bash", "bash"),
+    ("/usr/share/java/zookeeper.jar", "zookeeper"),
+    ("/usr/share/java/log4j-1.2.jar", "liblog4j1.2-java"),
+];
+
+const ZOOKEEPER_CLASSPATH: [&str; 3] = [
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/slf4j-log4j12.jar",
+    "/usr/share/java/log4j-1.2.jar",
+];
+
+/// Renders the pod's files into its data dir (where ZooKeeper looks for myid) and starts
+/// QuorumPeerMain with the rendered zoo.cfg, logging to the console.
+fn start_zookeeper(spec: &PodSpec, dir: &Path, sets: &[&str]) -> Pod {
+    let data = dir.join("data");
+    let mut sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    sets.push(format!("data_dir={}", data.display()));
+    spec.render(&data, &sets);
+    let log4j = dir.join("log4j.properties");
+    fs::write(
+        &log4j,
+        "log4j.rootLogger=INFO, CONSOLE\n\
+         log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+         log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+         log4j.appender.CONSOLE.layout.ConversionPattern=%-5p [%t:%C{1}@%L] - %m%n\n",
+    )
+    .unwrap();
+    let classpath = ZOOKEEPER_CLASSPATH.join(":");
+    Pod::start(
+        &spec.hostname(),
+        dir,
+        &spec.hosts(),
+        &strings(&[
+            "java",
+            &format!("-Dlog4j.configuration=file:{}", log4j.display()),
+            "-cp",
+            &classpath,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            &data.join("zoo.cfg").display().to_string(),
+        ]),
+    )
+}
+
+/// The answer to a four-letter-word command (only `srvr` is allowed by default).
+fn four_letters(pod: &Pod, command: &str) -> Option<String> {
+    pod.tcp(2181, command).filter(|reply| !reply.is_empty())
+}
+
+#[test]
+fn zookeeper_serves_standalone_from_a_rendered_one_server_config() {
+    if !can_run(
+        "zookeeper_serves_standalone_from_a_rendered_one_server_config",
+        &ZOOKEEPER,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "zookeeper",
+        name: "zookeeper",
+        ordinal: 0,
+        replicas: 1,
+        start: 0,
+        namespace: "default",
+        domain: "cluster.local",
+    };
+    let mut pod = start_zookeeper(&spec, dir.path(), &[]);
+    let srvr = pod.wait_for("srvr answered", |pod| four_letters(pod, "srvr"));
+    assert!(srvr.contains("Mode: standalone"), "{srvr}");
+}
+
+/// Waits until every line of `want` is in the server's log.
+fn wait_for_log(pod: &mut Pod, want: &[String]) {
+    let log = pod.log.clone();
+    pod.wait_for("the expected log lines", |_| {
+        let text = fs::read_to_string(&log).ok()?;
+        want.iter()
+            .all(|line| text.contains(line.as_str()))
+            .then_some(())
+    });
+}
+
+#[test]
+fn zookeeper_starts_as_one_server_of_a_rendered_ensemble() {
+    if !can_run(
+        "zookeeper_starts_as_one_server_of_a_rendered_ensemble",
+        &ZOOKEEPER,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "zookeeper",
+        name: "zookeeper",
+        ordinal: 6,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let mut pod = start_zookeeper(&spec, dir.path(), &[]);
+    // It runs as quorum peer 7 (the rendered myid, found in the server list), looks for a
+    // leader, and dials the election port of each peer at its FQDN: the server lines parsed.
+    let mut want = vec![
+        "Starting quorum peer, myid=7".to_string(),
+        "LOOKING".to_string(),
+    ];
+    for (id, ordinal) in [(6, 5), (8, 7)] {
+        want.push(format!(
+            "Cannot open channel to {id} at election address {}/",
+            spec.fqdn_of(ordinal)
+        ));
+    }
+    wait_for_log(&mut pod, &want);
+    let srvr = pod.wait_for("srvr answered", |pod| four_letters(pod, "srvr"));
+    assert!(srvr.contains("not currently serving requests"), "{srvr}");
+}
+
+/// ZooKeeper's own config parser (the one QuorumPeerMain runs), as a Java source file.
+const PARSE_ZOO_CFG: &str = r#"
+import org.apache.zookeeper.server.quorum.QuorumPeer.QuorumServer;
+import org.apache.zookeeper.server.quorum.QuorumPeerConfig;
+
+public class ParseZooCfg {
+    public static void main(String[] args) throws Exception {
+        QuorumPeerConfig config = new QuorumPeerConfig();
+        config.parse(args[0]);
+        System.out.println("myid " + config.getServerId());
+        System.out.println("peerType " + config.getPeerType());
+        for (QuorumServer server : config.getQuorumVerifier().getAllMembers().values()) {
+            System.out.println("server " + server);
+        }
+    }
+}
+"#;
+
+#[test]
+fn zookeeper_observer_is_parsed_as_one_and_starts() {
+    if !can_run("zookeeper_observer_is_parsed_as_one_and_starts", &ZOOKEEPER) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "zookeeper",
+        name: "zookeeper",
+        ordinal: 3,
+        replicas: 4,
+        start: 0,
+        namespace: "default",
+        domain: "cluster.local",
+    };
+    let mut pod = start_zookeeper(&spec, dir.path(), &["observers_from=3"]);
+    // An observer looks for a leader before it observes; with no peers it keeps looking.
+    wait_for_log(
+        &mut pod,
+        &[
+            "Starting quorum peer, myid=4".to_string(),
+            "LOOKING".to_string(),
+        ],
+    );
+    let log = fs::read_to_string(&pod.log).unwrap();
+    assert!(!log.contains("doesn't match peerType"), "{log}");
+    // peerType and the `:observer` server line, as ZooKeeper's parser reads them.
+    let source = dir.path().join("ParseZooCfg.java");
+    fs::write(&source, PARSE_ZOO_CFG).unwrap();
+    let parsed = Command::new("java")
+        .arg("-cp")
+        .arg(ZOOKEEPER_CLASSPATH.join(":"))
+        .arg(&source)
+        .arg(dir.path().join("data/zoo.cfg"))
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{parsed:?}");
+    let mut want = "myid 4\npeerType OBSERVER\n".to_string();
+    for ordinal in 0..4 {
+        let kind = if ordinal < 3 {
+            "participant"
+        } else {
+            "observer"
+        };
+        want.push_str(&format!(
+            "server {}:2888:3888:{kind}\n",
+            spec.fqdn_of(ordinal)
+        ));
+    }
+    assert_eq!(String::from_utf8_lossy(&parsed.stdout), want);
 }
 
 /// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip

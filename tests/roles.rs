@@ -36,7 +36,12 @@ struct Extra {
     replicas: u32,
     start: u32,
     sets: &'static [&'static str],
+    /// Render as a restarted pod: `--data-dir` names a directory that holds data.
+    restart: bool,
 }
+
+/// A data dir that holds data, as a restarted pod's volume does (first_boot = false).
+const USED_DATA_DIR: &str = "tests/expected";
 
 const ROLES: &[RoleCases] = &[
     RoleCases {
@@ -55,12 +60,21 @@ const ROLES: &[RoleCases] = &[
                     "cluster_token=prod-etcd",
                     "cluster_state=existing",
                 ],
+                restart: false,
+            },
+            Extra {
+                tag: "restarted",
+                replicas: 3,
+                start: 5,
+                sets: &[],
+                restart: true,
             },
             Extra {
                 tag: "bad-state",
                 replicas: 1,
                 start: 0,
                 sets: &["cluster_state=old"],
+                restart: false,
             },
         ],
     },
@@ -75,6 +89,7 @@ const ROLES: &[RoleCases] = &[
             replicas: 2,
             start: 0,
             sets: &["include=/etc/redis-auth/auth.conf", "appendonly=false"],
+            restart: false,
         }],
     },
     RoleCases {
@@ -88,6 +103,7 @@ const ROLES: &[RoleCases] = &[
             replicas: 3,
             start: 5,
             sets: &["replicas_per_master=0"],
+            restart: false,
         }],
     },
     RoleCases {
@@ -103,12 +119,14 @@ const ROLES: &[RoleCases] = &[
                 replicas: 3,
                 start: 0,
                 sets: &["flavor=mariadb", "clone_port=3399"],
+                restart: false,
             },
             Extra {
                 tag: "bad-flavor",
                 replicas: 2,
                 start: 0,
                 sets: &["flavor=percona"],
+                restart: false,
             },
         ],
     },
@@ -123,6 +141,7 @@ const ROLES: &[RoleCases] = &[
             replicas: 5,
             start: 0,
             sets: &["observers_from=3"],
+            restart: false,
         }],
     },
     RoleCases {
@@ -135,7 +154,127 @@ const ROLES: &[RoleCases] = &[
             replicas: 5,
             start: 5,
             sets: &["listeners_from=3"],
+            restart: false,
         }],
+    },
+    RoleCases {
+        name: "mongodb",
+        docs: "MongoDB manual: configuration file options (storage.dbPath, net.bindIpAll, \
+               replication.replSetName), Replica Set Configuration (members[n]._id: any \
+               integer >= 0 from 5.0, 0..255 before; at most 50 members, 7 voting; \
+               non-voting members need priority 0) and rs.initiate()",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "non-voting",
+                replicas: 9,
+                start: 0,
+                sets: &["replica_set=rs0", "data_dir=/data/mongo"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-name",
+                replicas: 1,
+                start: 0,
+                sets: &["replica_set=my set"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "cassandra",
+        docs: "Cassandra 4.1/5.0 cassandra.yaml reference (seed_provider, listen_address, \
+               broadcast_address, rpc_address, endpoint_snitch), the snitch docs \
+               (GossipingPropertyFileSnitch, cassandra-rackdc.properties) and \
+               docker-library/cassandra docker-entrypoint.sh (the CASSANDRA_* variables)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "dc-rack",
+                replicas: 5,
+                start: 5,
+                sets: &[
+                    "cluster_name=Test Cluster",
+                    "dc=eu-west",
+                    "rack=r2",
+                    "seeds=3",
+                ],
+                restart: false,
+            },
+            Extra {
+                tag: "no-seeds",
+                replicas: 3,
+                start: 0,
+                sets: &["seeds=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-name",
+                replicas: 1,
+                start: 0,
+                sets: &["cluster_name=a/b"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "elasticsearch",
+        docs: "Elasticsearch 8 reference: discovery and cluster formation settings \
+               (discovery.seed_hosts, cluster.initial_master_nodes), Bootstrapping a cluster \
+               (initial masters by node.name, only on master-eligible nodes, removed once \
+               formed) and node.roles",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "restarted",
+                replicas: 5,
+                start: 5,
+                sets: &[],
+                restart: true,
+            },
+            Extra {
+                tag: "one-master",
+                replicas: 3,
+                start: 0,
+                sets: &["masters=1", "cluster_name=logs", "security=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-masters",
+                replicas: 3,
+                start: 0,
+                sets: &["masters=0"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "kafka",
+        docs: "Kafka 3.9 documentation: KRaft (process.roles, node.id, controller.quorum.voters, \
+               controller.listener.names, kafka-storage.sh format) and broker configs \
+               (listeners, advertised.listeners, listener.security.protocol.map, \
+               offsets.topic.replication.factor, transaction.state.log.*)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "one-controller",
+                replicas: 3,
+                start: 5,
+                sets: &["controllers=1", "log_dirs=/kafka/logs"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-controllers",
+                replicas: 3,
+                start: 0,
+                sets: &["controllers=0"],
+                restart: false,
+            },
+        ],
     },
 ];
 
@@ -154,6 +293,7 @@ struct Case {
     replicas: u32,
     start: u32,
     sets: &'static [&'static str],
+    restart: bool,
     file: String,
 }
 
@@ -166,6 +306,7 @@ fn cases(role: &RoleCases) -> Vec<Case> {
                 replicas,
                 start,
                 sets: &[],
+                restart: false,
                 file: format!("{replicas}-pods-from-{start}.txt"),
             });
         }
@@ -176,6 +317,7 @@ fn cases(role: &RoleCases) -> Vec<Case> {
             replicas: extra.replicas,
             start: extra.start,
             sets: extra.sets,
+            restart: extra.restart,
             file: format!(
                 "{}-pods-from-{}-{}.txt",
                 extra.replicas, extra.start, extra.tag
@@ -215,6 +357,10 @@ fn set_args(case: &Case) -> Vec<String> {
     for set in case.sets {
         args.push("--set".into());
         args.push(set.to_string());
+    }
+    if case.restart {
+        args.push("--data-dir".into());
+        args.push(USED_DATA_DIR.into());
     }
     args
 }
@@ -446,4 +592,24 @@ fn raft_renders_as_expected() {
 /// or a blessing must never pass unseen.
 fn tell(message: &str) {
     let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
+}
+
+#[test]
+fn mongodb_renders_as_expected() {
+    check_role("mongodb");
+}
+
+#[test]
+fn cassandra_renders_as_expected() {
+    check_role("cassandra");
+}
+
+#[test]
+fn elasticsearch_renders_as_expected() {
+    check_role("elasticsearch");
+}
+
+#[test]
+fn kafka_renders_as_expected() {
+    check_role("kafka");
 }

@@ -8,12 +8,13 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+mod common;
+
+use common::{BIN, tell};
 
 /// Set sizes every role is rendered for, and the start ordinals (spec.ordinals.start).
 const SIZES: [u32; 3] = [1, 3, 5];
@@ -586,12 +587,6 @@ fn zookeeper_renders_as_expected() {
 #[test]
 fn raft_renders_as_expected() {
     check_role("raft");
-}
-
-/// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip
-/// or a blessing must never pass unseen.
-fn tell(message: &str) {
-    let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
 }
 
 #[test]

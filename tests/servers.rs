@@ -9,15 +9,14 @@
 //! fails when ROLECALL_CI=1.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+use common::{PodSpec, can_run_without, missing, scratch};
 
 /// How long a server may take to answer: JVMs and MariaDB on a busy 2-core machine are slow.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,124 +29,14 @@ const SANDBOX: [(&str, &str); 4] = [
     ("ip", "iproute2"),
 ];
 
-fn find_program(name: &str) -> Option<PathBuf> {
-    if name.starts_with('/') {
-        return Some(PathBuf::from(name)).filter(|p| p.is_file());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    // Servers live in sbin, which a non-login PATH may lack.
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Whether `test` can run here. When it cannot: under ROLECALL_CI=1 the test fails, otherwise
-/// it says why on stderr (straight to the terminal, past the harness's capture) and is skipped.
+/// Whether a server test can run: root (for namespaces), the sandbox's programs and its own.
 fn can_run(test: &str, programs: &[(&str, &str)]) -> bool {
-    let mut missing: Vec<String> = SANDBOX
-        .iter()
-        .chain(programs)
-        .filter(|(program, _)| find_program(program).is_none())
-        .map(|(program, package)| format!("`{program}` (Debian package {package})"))
-        .collect();
+    let mut lacking = missing(&SANDBOX);
+    lacking.extend(missing(programs));
     if !nix::unistd::Uid::effective().is_root() {
-        missing.push("root, for network and mount namespaces".into());
+        lacking.push("root, for network and mount namespaces".into());
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("{test} needs {}", missing.join(", "));
-    if std::env::var_os("ROLECALL_CI").is_some_and(|v| v == "1") {
-        panic!("{why}; CI must provide it (see .ci/run)");
-    }
-    tell(&format!("SKIPPED {why}"));
-    false
-}
-
-/// A scratch directory outside /tmp: simulated pods get a private /tmp, which would hide it.
-fn scratch() -> TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
-/// One pod of a set: who it is and where its set lives.
-struct PodSpec<'a> {
-    role: &'a str,
-    name: &'a str,
-    ordinal: u32,
-    replicas: u32,
-    start: u32,
-    namespace: &'a str,
-    domain: &'a str,
-}
-
-impl PodSpec<'_> {
-    fn hostname(&self) -> String {
-        format!("{}-{}", self.name, self.ordinal)
-    }
-
-    fn fqdn_of(&self, ordinal: u32) -> String {
-        format!(
-            "{}-{ordinal}.{}.{}.svc.{}",
-            self.name, self.name, self.namespace, self.domain
-        )
-    }
-
-    fn fqdn(&self) -> String {
-        self.fqdn_of(self.ordinal)
-    }
-
-    /// /etc/hosts for this pod: its own names are loopback, every peer an unreachable address.
-    fn hosts(&self) -> String {
-        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
-        hosts.push_str(&format!("127.0.0.1 {} {}\n", self.fqdn(), self.hostname()));
-        for ordinal in self.start..self.start + self.replicas {
-            if ordinal != self.ordinal {
-                hosts.push_str(&format!(
-                    "192.0.2.{} {}\n",
-                    1 + ordinal % 250,
-                    self.fqdn_of(ordinal)
-                ));
-            }
-        }
-        hosts
-    }
-
-    /// Renders this pod's files into `out` with the built-in role and `sets` vars.
-    fn render(&self, out: &Path, sets: &[String]) {
-        let mut args: Vec<String> = [
-            "render",
-            "--quiet",
-            "--role",
-            self.role,
-            "--hostname",
-            &self.hostname(),
-            "--replicas",
-            &self.replicas.to_string(),
-            "--start-ordinal",
-            &self.start.to_string(),
-            "--namespace",
-            self.namespace,
-            "--cluster-domain",
-            self.domain,
-            "--out",
-            &out.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for set in sets {
-            args.push("--set".into());
-            args.push(set.clone());
-        }
-        let output = Command::new(BIN).args(&args).env_clear().output().unwrap();
-        assert!(
-            output.status.success(),
-            "rolecall {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    can_run_without(test, &lacking)
 }
 
 /// A server running in its own network and mount namespace; killed when dropped, so a failing
@@ -918,10 +807,4 @@ fn zookeeper_observer_is_parsed_as_one_and_starts() {
         ));
     }
     assert_eq!(String::from_utf8_lossy(&parsed.stdout), want);
-}
-
-/// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip
-/// or a blessing must never pass unseen.
-fn tell(message: &str) {
-    let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
 }

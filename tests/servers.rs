@@ -688,7 +688,10 @@ fn zookeeper_serves_standalone_from_a_rendered_one_server_config() {
         domain: "cluster.local",
     };
     let mut pod = start_zookeeper(&spec, dir.path(), &[]);
-    let srvr = pod.wait_for("srvr answered", |pod| four_letters(pod, "srvr"));
+    // Until it serves, srvr says "not currently serving requests".
+    let srvr = pod.wait_for("srvr showing a mode", |pod| {
+        four_letters(pod, "srvr").filter(|reply| reply.contains("Mode:"))
+    });
     assert!(srvr.contains("Mode: standalone"), "{srvr}");
 }
 

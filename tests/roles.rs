@@ -8,12 +8,13 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+mod common;
+
+use common::{BIN, tell};
 
 /// Set sizes every role is rendered for, and the start ordinals (spec.ordinals.start).
 const SIZES: [u32; 3] = [1, 3, 5];
@@ -36,7 +37,12 @@ struct Extra {
     replicas: u32,
     start: u32,
     sets: &'static [&'static str],
+    /// Render as a restarted pod: `--data-dir` names a directory that holds data.
+    restart: bool,
 }
+
+/// A data dir that holds data, as a restarted pod's volume does (first_boot = false).
+const USED_DATA_DIR: &str = "tests/expected";
 
 const ROLES: &[RoleCases] = &[
     RoleCases {
@@ -55,12 +61,21 @@ const ROLES: &[RoleCases] = &[
                     "cluster_token=prod-etcd",
                     "cluster_state=existing",
                 ],
+                restart: false,
+            },
+            Extra {
+                tag: "restarted",
+                replicas: 3,
+                start: 5,
+                sets: &[],
+                restart: true,
             },
             Extra {
                 tag: "bad-state",
                 replicas: 1,
                 start: 0,
                 sets: &["cluster_state=old"],
+                restart: false,
             },
         ],
     },
@@ -75,15 +90,46 @@ const ROLES: &[RoleCases] = &[
             replicas: 2,
             start: 0,
             sets: &["include=/etc/redis-auth/auth.conf", "appendonly=false"],
+            restart: false,
+        }],
+    },
+    RoleCases {
+        name: "redis-cluster",
+        docs: "redis.conf of Redis 7.0 (REDIS CLUSTER and CLUSTER DOCKER/NAT sections), \
+               `redis-cli --cluster help` and redis.io/docs/management/scaling",
+        extra_sizes: &[6],
+        refused: &[1, 3, 5],
+        extra: &[Extra {
+            tag: "no-replicas",
+            replicas: 3,
+            start: 5,
+            sets: &["replicas_per_master=0"],
+            restart: false,
         }],
     },
     RoleCases {
         name: "mysql",
-        docs: "kubernetes.io/docs/tasks/run-application/run-replicated-stateful-application and \
-               the MySQL 8.0 reference manual (server_id, log_bin, super_read_only)",
+        docs: "kubernetes.io/docs/tasks/run-application/run-replicated-stateful-application, \
+               the MySQL 8.0 reference manual (server_id, log_bin, super_read_only) and the \
+               MariaDB 10.11 server system variables (read_only; no super_read_only)",
         extra_sizes: &[],
         refused: &[],
-        extra: &[],
+        extra: &[
+            Extra {
+                tag: "mariadb",
+                replicas: 3,
+                start: 0,
+                sets: &["flavor=mariadb", "clone_port=3399"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-flavor",
+                replicas: 2,
+                start: 0,
+                sets: &["flavor=percona"],
+                restart: false,
+            },
+        ],
     },
     RoleCases {
         name: "zookeeper",
@@ -96,6 +142,7 @@ const ROLES: &[RoleCases] = &[
             replicas: 5,
             start: 0,
             sets: &["observers_from=3"],
+            restart: false,
         }],
     },
     RoleCases {
@@ -108,7 +155,127 @@ const ROLES: &[RoleCases] = &[
             replicas: 5,
             start: 5,
             sets: &["listeners_from=3"],
+            restart: false,
         }],
+    },
+    RoleCases {
+        name: "mongodb",
+        docs: "MongoDB manual: configuration file options (storage.dbPath, net.bindIpAll, \
+               replication.replSetName), Replica Set Configuration (members[n]._id: any \
+               integer >= 0 from 5.0, 0..255 before; at most 50 members, 7 voting; \
+               non-voting members need priority 0) and rs.initiate()",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "non-voting",
+                replicas: 9,
+                start: 0,
+                sets: &["replica_set=rs0", "data_dir=/data/mongo"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-name",
+                replicas: 1,
+                start: 0,
+                sets: &["replica_set=my set"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "cassandra",
+        docs: "Cassandra 4.1/5.0 cassandra.yaml reference (seed_provider, listen_address, \
+               broadcast_address, rpc_address, endpoint_snitch), the snitch docs \
+               (GossipingPropertyFileSnitch, cassandra-rackdc.properties) and \
+               docker-library/cassandra docker-entrypoint.sh (the CASSANDRA_* variables)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "dc-rack",
+                replicas: 5,
+                start: 5,
+                sets: &[
+                    "cluster_name=Test Cluster",
+                    "dc=eu-west",
+                    "rack=r2",
+                    "seeds=3",
+                ],
+                restart: false,
+            },
+            Extra {
+                tag: "no-seeds",
+                replicas: 3,
+                start: 0,
+                sets: &["seeds=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-name",
+                replicas: 1,
+                start: 0,
+                sets: &["cluster_name=a/b"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "elasticsearch",
+        docs: "Elasticsearch 8 reference: discovery and cluster formation settings \
+               (discovery.seed_hosts, cluster.initial_master_nodes), Bootstrapping a cluster \
+               (initial masters by node.name, only on master-eligible nodes, removed once \
+               formed) and node.roles",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "restarted",
+                replicas: 5,
+                start: 5,
+                sets: &[],
+                restart: true,
+            },
+            Extra {
+                tag: "one-master",
+                replicas: 3,
+                start: 0,
+                sets: &["masters=1", "cluster_name=logs", "security=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-masters",
+                replicas: 3,
+                start: 0,
+                sets: &["masters=0"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "kafka",
+        docs: "Kafka 3.9 documentation: KRaft (process.roles, node.id, controller.quorum.voters, \
+               controller.listener.names, kafka-storage.sh format) and broker configs \
+               (listeners, advertised.listeners, listener.security.protocol.map, \
+               offsets.topic.replication.factor, transaction.state.log.*)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "one-controller",
+                replicas: 3,
+                start: 5,
+                sets: &["controllers=1", "log_dirs=/kafka/logs"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-controllers",
+                replicas: 3,
+                start: 0,
+                sets: &["controllers=0"],
+                restart: false,
+            },
+        ],
     },
 ];
 
@@ -127,6 +294,7 @@ struct Case {
     replicas: u32,
     start: u32,
     sets: &'static [&'static str],
+    restart: bool,
     file: String,
 }
 
@@ -139,6 +307,7 @@ fn cases(role: &RoleCases) -> Vec<Case> {
                 replicas,
                 start,
                 sets: &[],
+                restart: false,
                 file: format!("{replicas}-pods-from-{start}.txt"),
             });
         }
@@ -149,6 +318,7 @@ fn cases(role: &RoleCases) -> Vec<Case> {
             replicas: extra.replicas,
             start: extra.start,
             sets: extra.sets,
+            restart: extra.restart,
             file: format!(
                 "{}-pods-from-{}-{}.txt",
                 extra.replicas, extra.start, extra.tag
@@ -188,6 +358,10 @@ fn set_args(case: &Case) -> Vec<String> {
     for set in case.sets {
         args.push("--set".into());
         args.push(set.to_string());
+    }
+    if case.restart {
+        args.push("--data-dir".into());
+        args.push(USED_DATA_DIR.into());
     }
     args
 }
@@ -396,6 +570,11 @@ fn redis_renders_as_expected() {
 }
 
 #[test]
+fn redis_cluster_renders_as_expected() {
+    check_role("redis-cluster");
+}
+
+#[test]
 fn mysql_renders_as_expected() {
     check_role("mysql");
 }
@@ -410,8 +589,22 @@ fn raft_renders_as_expected() {
     check_role("raft");
 }
 
-/// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip
-/// or a blessing must never pass unseen.
-fn tell(message: &str) {
-    let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
+#[test]
+fn mongodb_renders_as_expected() {
+    check_role("mongodb");
+}
+
+#[test]
+fn cassandra_renders_as_expected() {
+    check_role("cassandra");
+}
+
+#[test]
+fn elasticsearch_renders_as_expected() {
+    check_role("elasticsearch");
+}
+
+#[test]
+fn kafka_renders_as_expected() {
+    check_role("kafka");
 }

@@ -9,15 +9,14 @@
 //! fails when ROLECALL_CI=1.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+use common::{PodSpec, can_run_without, missing, scratch};
 
 /// How long a server may take to answer: JVMs and MariaDB on a busy 2-core machine are slow.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -30,121 +29,14 @@ const SANDBOX: [(&str, &str); 4] = [
     ("ip", "iproute2"),
 ];
 
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    // Servers live in sbin, which a non-login PATH may lack.
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// Whether `test` can run here. When it cannot: under ROLECALL_CI=1 the test fails, otherwise
-/// it says why on stderr (straight to the terminal, past the harness's capture) and is skipped.
+/// Whether a server test can run: root (for namespaces), the sandbox's programs and its own.
 fn can_run(test: &str, programs: &[(&str, &str)]) -> bool {
-    let mut missing: Vec<String> = SANDBOX
-        .iter()
-        .chain(programs)
-        .filter(|(program, _)| find_program(program).is_none())
-        .map(|(program, package)| format!("`{program}` (Debian package {package})"))
-        .collect();
+    let mut lacking = missing(&SANDBOX);
+    lacking.extend(missing(programs));
     if !nix::unistd::Uid::effective().is_root() {
-        missing.push("root, for network and mount namespaces".into());
+        lacking.push("root, for network and mount namespaces".into());
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("{test} needs {}", missing.join(", "));
-    if std::env::var_os("ROLECALL_CI").is_some_and(|v| v == "1") {
-        panic!("{why}; CI must provide it (see .ci/run)");
-    }
-    tell(&format!("SKIPPED {why}"));
-    false
-}
-
-/// A scratch directory outside /tmp: simulated pods get a private /tmp, which would hide it.
-fn scratch() -> TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
-}
-
-/// One pod of a set: who it is and where its set lives.
-struct PodSpec<'a> {
-    role: &'a str,
-    name: &'a str,
-    ordinal: u32,
-    replicas: u32,
-    start: u32,
-    namespace: &'a str,
-    domain: &'a str,
-}
-
-impl PodSpec<'_> {
-    fn hostname(&self) -> String {
-        format!("{}-{}", self.name, self.ordinal)
-    }
-
-    fn fqdn_of(&self, ordinal: u32) -> String {
-        format!(
-            "{}-{ordinal}.{}.{}.svc.{}",
-            self.name, self.name, self.namespace, self.domain
-        )
-    }
-
-    fn fqdn(&self) -> String {
-        self.fqdn_of(self.ordinal)
-    }
-
-    /// /etc/hosts for this pod: its own names are loopback, every peer an unreachable address.
-    fn hosts(&self) -> String {
-        let mut hosts = String::from("127.0.0.1 localhost\n::1 localhost\n");
-        hosts.push_str(&format!("127.0.0.1 {} {}\n", self.fqdn(), self.hostname()));
-        for ordinal in self.start..self.start + self.replicas {
-            if ordinal != self.ordinal {
-                hosts.push_str(&format!(
-                    "192.0.2.{} {}\n",
-                    1 + ordinal % 250,
-                    self.fqdn_of(ordinal)
-                ));
-            }
-        }
-        hosts
-    }
-
-    /// Renders this pod's files into `out` with the built-in role and `sets` vars.
-    fn render(&self, out: &Path, sets: &[String]) {
-        let mut args: Vec<String> = [
-            "render",
-            "--quiet",
-            "--role",
-            self.role,
-            "--hostname",
-            &self.hostname(),
-            "--replicas",
-            &self.replicas.to_string(),
-            "--start-ordinal",
-            &self.start.to_string(),
-            "--namespace",
-            self.namespace,
-            "--cluster-domain",
-            self.domain,
-            "--out",
-            &out.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for set in sets {
-            args.push("--set".into());
-            args.push(set.clone());
-        }
-        let output = Command::new(BIN).args(&args).env_clear().output().unwrap();
-        assert!(
-            output.status.success(),
-            "rolecall {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    can_run_without(test, &lacking)
 }
 
 /// A server running in its own network and mount namespace; killed when dropped, so a failing
@@ -153,6 +45,8 @@ struct Pod {
     child: Child,
     log: PathBuf,
     what: String,
+    /// More processes started in the same namespaces, as in a pod with several containers.
+    others: Vec<Child>,
 }
 
 impl Pod {
@@ -183,7 +77,28 @@ impl Pod {
             child,
             log,
             what: what.to_string(),
+            others: Vec::new(),
         }
+    }
+
+    /// Starts one more long-running process in the pod's namespaces, logging to `log`.
+    fn spawn(&mut self, log: &Path, argv: &[String]) {
+        let out = fs::File::create(log).unwrap();
+        let child = Command::new("nsenter")
+            .args([
+                "--target",
+                &self.child.id().to_string(),
+                "--net",
+                "--mount",
+                "--",
+            ])
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        self.others.push(child);
     }
 
     /// Runs a command inside the pod's namespaces.
@@ -253,8 +168,10 @@ impl Pod {
 
 impl Drop for Pod {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        for child in self.others.iter_mut().chain([&mut self.child]) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -477,8 +394,420 @@ fn redis_replica_follows_the_rendered_primary_by_name() {
     assert!(write.starts_with("READONLY"), "{write}");
 }
 
-/// Prints straight to stderr: the test harness swallows `eprintln!` of passing tests, and a skip
-/// or a blessing must never pass unseen.
-fn tell(message: &str) {
-    let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
+#[test]
+fn redis_cluster_forms_from_rendered_configs_and_create_script() {
+    if !can_run(
+        "redis_cluster_forms_from_rendered_configs_and_create_script",
+        &REDIS,
+    ) {
+        return;
+    }
+    // Six pods in one network namespace, each node bound to its own loopback address (var
+    // bind), which the private /etc/hosts gives its FQDN: the create script and redis-cli
+    // find every member by name, as in a cluster. On one loopback the kernel would send every
+    // node's cluster-bus connections from 127.0.0.1, and the nodes would take each other for
+    // one; so each node also gets `bind-source-addr`, through the role's include var, as a
+    // pod's own IP would be in a real cluster.
+    let dir = scratch();
+    let spec = |ordinal| PodSpec {
+        role: "redis-cluster",
+        name: "redis-cluster",
+        ordinal,
+        replicas: 6,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let address = |ordinal: u32| format!("127.0.0.{}", ordinal - 4);
+    let mut hosts = String::from("127.0.0.1 localhost\n");
+    for ordinal in 5..11 {
+        hosts.push_str(&format!("{} {}\n", address(ordinal), spec(ordinal).fqdn()));
+    }
+    let mut pod: Option<Pod> = None;
+    for ordinal in 5..11 {
+        let node = dir.path().join(format!("node-{ordinal}"));
+        let data = node.join("data");
+        fs::create_dir_all(&data).unwrap();
+        let source = node.join("source.conf");
+        fs::write(&source, format!("bind-source-addr {}\n", address(ordinal))).unwrap();
+        spec(ordinal).render(
+            &node.join("out"),
+            &[
+                format!("data_dir={}", data.display()),
+                format!("bind={}", address(ordinal)),
+                format!("include={}", source.display()),
+            ],
+        );
+        let argv = strings(&[
+            "redis-server",
+            &node.join("out/redis.conf").display().to_string(),
+        ]);
+        match &mut pod {
+            None => pod = Some(Pod::start("redis-cluster-5", dir.path(), &hosts, &argv)),
+            Some(pod) => pod.spawn(&node.join("redis.log"), &argv),
+        }
+    }
+    let mut pod = pod.unwrap();
+    let script = dir.path().join("node-5/out/create-cluster.sh");
+    let script = script.display().to_string();
+    // Run as the pod would: by path, so its shebang and mode count. It waits for every member
+    // itself; `timeout` bounds it if one never answers.
+    let created = pod.exec(&["timeout", "60", &script]);
+    assert!(
+        created.status.success(),
+        "create-cluster.sh failed: {}{}\nnode log:\n{}",
+        String::from_utf8_lossy(&created.stdout),
+        String::from_utf8_lossy(&created.stderr),
+        pod.log()
+    );
+    // Replicas turn up as such a moment after the slots are assigned.
+    let nodes = pod.wait_for("cluster_state:ok and 3 replicas", |pod| {
+        let info = pod.ok(&["redis-cli", "-h", "127.0.0.1", "cluster", "info"])?;
+        let nodes = pod.ok(&["redis-cli", "-h", "127.0.0.1", "cluster", "nodes"])?;
+        (info.contains("cluster_state:ok") && nodes.matches(" slave ").count() == 3)
+            .then_some(nodes)
+    });
+    // Every node announces its FQDN; redis-cli made the first three masters.
+    let mut roles: Vec<(String, &str)> = nodes
+        .lines()
+        .map(|line| {
+            let fields: Vec<_> = line.split(' ').collect();
+            let hostname = fields[1].split(',').nth(1).unwrap_or("").to_string();
+            let role = if fields[2].contains("master") {
+                "master"
+            } else {
+                "replica"
+            };
+            (hostname, role)
+        })
+        .collect();
+    roles.sort();
+    let mut want: Vec<(String, &str)> = (5..11)
+        .map(|o| (spec(o).fqdn(), if o < 8 { "master" } else { "replica" }))
+        .collect();
+    want.sort();
+    assert_eq!(roles, want, "cluster nodes:\n{nodes}");
+    // A second run, as after a restart of the first pod, leaves the cluster alone.
+    let again = pod.exec(&["timeout", "60", &script]);
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success() && said.contains("already knows 6 nodes"),
+        "second run: {said}"
+    );
+}
+
+// MySQL role on MariaDB: Debian mariadb-server 10.11 with the role's `flavor=mariadb` (MariaDB
+// has read_only but no super_read_only; the default `mysql` flavor's replica.cnf is checked
+// against the MySQL manual only). The rendered files are the server's conf.d, as in the
+// tutorial; the my.cnf around them stands for the image's own.
+
+const MARIADB: [(&str, &str); 4] = [
+    ("mariadbd", "mariadb-server"),
+    ("mariadb-install-db", "mariadb-server"),
+    ("mariadb", "mariadb-client"),
+    ("bash", "bash"),
+];
+
+/// Starts MariaDB with the pod's rendered files as conf.d and returns the pod and the path of
+/// the my.cnf that clients use too.
+fn start_mariadb(spec: &PodSpec, dir: &Path) -> (Pod, String) {
+    let out = dir.join("out");
+    spec.render(&out, &["flavor=mariadb".to_string()]);
+    let data = dir.join("data");
+    fs::create_dir_all(&data).unwrap();
+    let my_cnf = dir.join("my.cnf");
+    fs::write(
+        &my_cnf,
+        format!(
+            "[mysqld]\ndatadir={}\nsocket=/tmp/mysqld.sock\npid-file=/tmp/mysqld.pid\nuser=root\n\
+             !includedir {}\n[client]\nsocket=/tmp/mysqld.sock\n",
+            data.display(),
+            out.display()
+        ),
+    )
+    .unwrap();
+    let my_cnf = my_cnf.display().to_string();
+    // mariadb-install-db wants --defaults-file first.
+    let script = format!(
+        "mariadb-install-db --defaults-file={my_cnf} --skip-test-db >/dev/null && \
+         exec mariadbd --defaults-file={my_cnf}"
+    );
+    let pod = Pod::start(
+        &spec.hostname(),
+        dir,
+        &spec.hosts(),
+        &strings(&["sh", "-c", &script]),
+    );
+    (pod, my_cnf)
+}
+
+/// `SELECT @@server_id, @@log_bin, @@read_only` once the server answers.
+fn mariadb_settings(pod: &mut Pod, my_cnf: &str) -> String {
+    let defaults = format!("--defaults-file={my_cnf}");
+    pod.wait_for("a query answered", |pod| {
+        pod.ok(&[
+            "mariadb",
+            &defaults,
+            "--batch",
+            "--skip-column-names",
+            "-e",
+            "SELECT @@server_id, @@log_bin, @@read_only",
+        ])
+    })
+}
+
+#[test]
+fn mariadb_primary_runs_with_the_rendered_server_id_and_binlog() {
+    if !can_run(
+        "mariadb_primary_runs_with_the_rendered_server_id_and_binlog",
+        &MARIADB,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "mysql",
+        name: "mysql",
+        ordinal: 5,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let (mut pod, my_cnf) = start_mariadb(&spec, dir.path());
+    assert_eq!(mariadb_settings(&mut pod, &my_cnf), "105\t1\t0\n");
+}
+
+#[test]
+fn mariadb_replica_runs_read_only_and_knows_whom_to_clone() {
+    if !can_run(
+        "mariadb_replica_runs_read_only_and_knows_whom_to_clone",
+        &MARIADB,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "mysql",
+        name: "mysql",
+        ordinal: 7,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let (mut pod, my_cnf) = start_mariadb(&spec, dir.path());
+    assert_eq!(mariadb_settings(&mut pod, &my_cnf), "107\t0\t1\n");
+    // replication.env is sourced by bash with unset variables an error.
+    let env = dir.path().join("out/replication.env");
+    let sourced = Command::new("bash")
+        .args([
+            "-c",
+            "set -eu; . \"$1\"; echo \"$CLONE_FROM_HOST:$CLONE_FROM_PORT $PRIMARY_HOST:$PRIMARY_PORT\"",
+            "bash",
+        ])
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert!(sourced.status.success(), "{sourced:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&sourced.stdout),
+        format!("{}:3307 {}:3306\n", spec.fqdn_of(6), spec.fqdn_of(5))
+    );
+}
+
+// ZooKeeper: Debian zookeeper 3.8, its JVM started directly (Debian's wrapper scripts ignore
+// another config dir), reading the rendered zoo.cfg and, from dataDir, the rendered myid.
+
+const ZOOKEEPER: [(&str, &str); 4] = [
+    ("java", "default-jre-headless"),
+    ("bash", "bash"),
+    ("/usr/share/java/zookeeper.jar", "zookeeper"),
+    ("/usr/share/java/log4j-1.2.jar", "liblog4j1.2-java"),
+];
+
+const ZOOKEEPER_CLASSPATH: [&str; 3] = [
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/slf4j-log4j12.jar",
+    "/usr/share/java/log4j-1.2.jar",
+];
+
+/// Renders the pod's files into its data dir (where ZooKeeper looks for myid) and starts
+/// QuorumPeerMain with the rendered zoo.cfg, logging to the console.
+fn start_zookeeper(spec: &PodSpec, dir: &Path, sets: &[&str]) -> Pod {
+    let data = dir.join("data");
+    let mut sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    sets.push(format!("data_dir={}", data.display()));
+    spec.render(&data, &sets);
+    let log4j = dir.join("log4j.properties");
+    fs::write(
+        &log4j,
+        "log4j.rootLogger=INFO, CONSOLE\n\
+         log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+         log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+         log4j.appender.CONSOLE.layout.ConversionPattern=%-5p [%t:%C{1}@%L] - %m%n\n",
+    )
+    .unwrap();
+    let classpath = ZOOKEEPER_CLASSPATH.join(":");
+    Pod::start(
+        &spec.hostname(),
+        dir,
+        &spec.hosts(),
+        &strings(&[
+            "java",
+            &format!("-Dlog4j.configuration=file:{}", log4j.display()),
+            "-cp",
+            &classpath,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            &data.join("zoo.cfg").display().to_string(),
+        ]),
+    )
+}
+
+/// The answer to a four-letter-word command (only `srvr` is allowed by default).
+fn four_letters(pod: &Pod, command: &str) -> Option<String> {
+    pod.tcp(2181, command).filter(|reply| !reply.is_empty())
+}
+
+#[test]
+fn zookeeper_serves_standalone_from_a_rendered_one_server_config() {
+    if !can_run(
+        "zookeeper_serves_standalone_from_a_rendered_one_server_config",
+        &ZOOKEEPER,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "zookeeper",
+        name: "zookeeper",
+        ordinal: 0,
+        replicas: 1,
+        start: 0,
+        namespace: "default",
+        domain: "cluster.local",
+    };
+    let mut pod = start_zookeeper(&spec, dir.path(), &[]);
+    // Until it serves, srvr says "not currently serving requests".
+    let srvr = pod.wait_for("srvr showing a mode", |pod| {
+        four_letters(pod, "srvr").filter(|reply| reply.contains("Mode:"))
+    });
+    assert!(srvr.contains("Mode: standalone"), "{srvr}");
+}
+
+/// Waits until every line of `want` is in the server's log.
+fn wait_for_log(pod: &mut Pod, want: &[String]) {
+    let log = pod.log.clone();
+    pod.wait_for("the expected log lines", |_| {
+        let text = fs::read_to_string(&log).ok()?;
+        want.iter()
+            .all(|line| text.contains(line.as_str()))
+            .then_some(())
+    });
+}
+
+#[test]
+fn zookeeper_starts_as_one_server_of_a_rendered_ensemble() {
+    if !can_run(
+        "zookeeper_starts_as_one_server_of_a_rendered_ensemble",
+        &ZOOKEEPER,
+    ) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "zookeeper",
+        name: "zookeeper",
+        ordinal: 6,
+        replicas: 3,
+        start: 5,
+        namespace: "prod",
+        domain: "corp.example",
+    };
+    let mut pod = start_zookeeper(&spec, dir.path(), &[]);
+    // It runs as quorum peer 7 (the rendered myid, found in the server list), looks for a
+    // leader, and dials the election port of each peer at its FQDN: the server lines parsed.
+    let mut want = vec![
+        "Starting quorum peer, myid=7".to_string(),
+        "LOOKING".to_string(),
+    ];
+    for (id, ordinal) in [(6, 5), (8, 7)] {
+        want.push(format!(
+            "Cannot open channel to {id} at election address {}/",
+            spec.fqdn_of(ordinal)
+        ));
+    }
+    wait_for_log(&mut pod, &want);
+    let srvr = pod.wait_for("srvr answered", |pod| four_letters(pod, "srvr"));
+    assert!(srvr.contains("not currently serving requests"), "{srvr}");
+}
+
+/// ZooKeeper's own config parser (the one QuorumPeerMain runs), as a Java source file.
+const PARSE_ZOO_CFG: &str = r#"
+import org.apache.zookeeper.server.quorum.QuorumPeer.QuorumServer;
+import org.apache.zookeeper.server.quorum.QuorumPeerConfig;
+
+public class ParseZooCfg {
+    public static void main(String[] args) throws Exception {
+        QuorumPeerConfig config = new QuorumPeerConfig();
+        config.parse(args[0]);
+        System.out.println("myid " + config.getServerId());
+        System.out.println("peerType " + config.getPeerType());
+        for (QuorumServer server : config.getQuorumVerifier().getAllMembers().values()) {
+            System.out.println("server " + server);
+        }
+    }
+}
+"#;
+
+#[test]
+fn zookeeper_observer_is_parsed_as_one_and_starts() {
+    if !can_run("zookeeper_observer_is_parsed_as_one_and_starts", &ZOOKEEPER) {
+        return;
+    }
+    let dir = scratch();
+    let spec = PodSpec {
+        role: "zookeeper",
+        name: "zookeeper",
+        ordinal: 3,
+        replicas: 4,
+        start: 0,
+        namespace: "default",
+        domain: "cluster.local",
+    };
+    let mut pod = start_zookeeper(&spec, dir.path(), &["observers_from=3"]);
+    // An observer looks for a leader before it observes; with no peers it keeps looking.
+    wait_for_log(
+        &mut pod,
+        &[
+            "Starting quorum peer, myid=4".to_string(),
+            "LOOKING".to_string(),
+        ],
+    );
+    let log = fs::read_to_string(&pod.log).unwrap();
+    assert!(!log.contains("doesn't match peerType"), "{log}");
+    // peerType and the `:observer` server line, as ZooKeeper's parser reads them.
+    let source = dir.path().join("ParseZooCfg.java");
+    fs::write(&source, PARSE_ZOO_CFG).unwrap();
+    let parsed = Command::new("java")
+        .arg("-cp")
+        .arg(ZOOKEEPER_CLASSPATH.join(":"))
+        .arg(&source)
+        .arg(dir.path().join("data/zoo.cfg"))
+        .output()
+        .unwrap();
+    assert!(parsed.status.success(), "{parsed:?}");
+    let mut want = "myid 4\npeerType OBSERVER\n".to_string();
+    for ordinal in 0..4 {
+        let kind = if ordinal < 3 {
+            "participant"
+        } else {
+            "observer"
+        };
+        want.push_str(&format!(
+            "server {}:2888:3888:{kind}\n",
+            spec.fqdn_of(ordinal)
+        ));
+    }
+    assert_eq!(String::from_utf8_lossy(&parsed.stdout), want);
 }

@@ -1245,7 +1245,7 @@ zk-7  7        8   participant   zk-7.zk.default.svc.cluster.local  zoo.cfg,myid
     assert_eq!(json["leader"], "db-0");
     assert_eq!(
         json["pods"][1]["files"],
-        serde_json::json!(["server-id.cnf", "replica.cnf"])
+        serde_json::json!(["server-id.cnf", "replica.cnf", "replication.env"])
     );
     assert_eq!(json["pods"][1]["server_id"], 101);
     rolecall()

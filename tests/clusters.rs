@@ -250,7 +250,7 @@ fn etcd_members_form_a_cluster_keep_quorum_and_rejoin_after_a_restart() {
             ],
             "member list: {members:?}"
         );
-        let wal = pods.pod_dir(o).join("vol/var_lib_etcd/member/wal");
+        let wal = pods.pod_dir(o).join("vol/var_lib_etcd/data/member/wal");
         assert!(
             wal.is_dir(),
             "{} has no data in its volume",

@@ -294,8 +294,10 @@ fn get(args: &GetArgs) -> Result<()> {
     }
 }
 
-/// The set name for plan and check: --name, else from the hostname.
-fn set_name(name: Option<&str>, pod: &PodSettings) -> Result<String> {
+/// The set name for plan and check: --name, else from the hostname. Off a pod (the kernel's
+/// hostname has no ordinal), a built-in role's set is named for the role, so
+/// `rolecall check --role etcd --replicas 3` works on any machine.
+fn set_name(name: Option<&str>, pod: &PodSettings, role: &RoleSettings) -> Result<String> {
     match name {
         Some(name) => {
             if !identity::is_dns_label(&identity::pod_name(name, pod.shape.start_ordinal)) {
@@ -307,14 +309,22 @@ fn set_name(name: Option<&str>, pod: &PodSettings) -> Result<String> {
             }
             Ok(name.to_string())
         }
-        None => identify(pod).map(|id| id.name),
+        None => match identify(pod) {
+            Err(_)
+                if pod.hostname_from_kernel
+                    && role::builtin_names().contains(&role.role.name.as_str()) =>
+            {
+                Ok(role.role.name.clone())
+            }
+            result => result.map(|id| id.name),
+        },
     }
 }
 
 fn plan(args: &PlanArgs) -> Result<()> {
     let pod = PodSettings::from_args(&args.pod)?;
     let role = RoleSettings::from_args(&args.role)?;
-    let name = set_name(args.name.as_deref(), &pod)?;
+    let name = set_name(args.name.as_deref(), &pod, &role)?;
     let cluster = cluster(&pod, &role, &name, "plan")?;
     warn(&role.warnings, false);
     warn(&cluster.warnings, false);
@@ -327,7 +337,7 @@ fn plan(args: &PlanArgs) -> Result<()> {
 fn check(args: &CheckArgs) -> Result<()> {
     let pod = PodSettings::from_args(&args.pod)?;
     let role = RoleSettings::from_args(&args.role)?;
-    let name = set_name(args.name.as_deref(), &pod)?;
+    let name = set_name(args.name.as_deref(), &pod, &role)?;
     let cluster = cluster(&pod, &role, &name, "check")?;
     warn(&role.warnings, args.quiet);
     warn(&cluster.warnings, args.quiet);

@@ -1260,7 +1260,7 @@ zk-7  7        8   participant   zk-7.zk.default.svc.cluster.local  zoo.cfg,myid
         ])
         .assert()
         .success()
-        .stderr(contains("even number"));
+        .stderr(contains("4 members tolerate no more failures than 3 would"));
 }
 
 #[test]

@@ -43,10 +43,13 @@ pub enum Command {
     Roles(RolesArgs),
     /// Render, then replace this process with CMD (for images that use rolecall as entrypoint)
     Exec(ExecArgs),
+    /// Wait until the leader, the previous pod, peers or any HOST:PORT accept TCP connections
+    Wait(WaitCmdArgs),
 }
 
 /// Who this pod is and where the pods of its set live.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Pod identity")]
 pub struct PodArgs {
     /// Pod hostname [default: env POD_NAME, else the kernel hostname]
     #[arg(long, env = "ROLECALL_HOSTNAME", value_name = "NAME")]
@@ -92,6 +95,7 @@ pub struct PodArgs {
 
 /// Which role this set plays and where its templates come from.
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Role and templates")]
 pub struct RoleArgs {
     /// Built-in role NAME (see `rolecall roles`) or a path to a role.toml
     #[arg(long, value_name = "NAME|PATH")]
@@ -153,16 +157,27 @@ pub struct RenderArgs {
     pub role: RoleArgs,
 
     /// Directory to write into (created if missing)
-    #[arg(long, env = "ROLECALL_OUT", value_name = "DIR")]
+    #[arg(
+        long,
+        help_heading = "Output",
+        env = "ROLECALL_OUT",
+        value_name = "DIR"
+    )]
     pub out: PathBuf,
 
     /// Owner of the written files
-    #[arg(long, env = "ROLECALL_OWNER", value_name = "UID:GID")]
+    #[arg(
+        long,
+        help_heading = "Output",
+        env = "ROLECALL_OWNER",
+        value_name = "UID:GID"
+    )]
     pub owner: Option<String>,
 
     /// Mode of the written files, in octal (a role may set its own per file)
     #[arg(
         long,
+        help_heading = "Output",
         env = "ROLECALL_MODE",
         value_name = "OCTAL",
         default_value = "0644"
@@ -170,12 +185,49 @@ pub struct RenderArgs {
     pub mode: String,
 
     /// Print every file that would be written, with a diff against what is there; write nothing
-    #[arg(long)]
+    #[arg(long, help_heading = "Output")]
     pub dry_run: bool,
 
-    /// No summary on stderr
-    #[arg(long, short)]
+    /// No summary (and no wait progress) on stderr
+    #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+/// What to wait for before going on, and for how long (shared by render, exec and wait).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Waiting")]
+pub struct WaitArgs {
+    /// First wait until TARGET accepts TCP connections: leader, previous, peers=N (N other pods),
+    /// all, or HOST:PORT; `leader:PORT` etc. use another port than the role's (repeatable, or
+    /// comma-separated)
+    #[arg(
+        long = "wait-for",
+        env = "ROLECALL_WAIT_FOR",
+        value_name = "TARGET",
+        value_delimiter = ','
+    )]
+    pub targets: Vec<String>,
+
+    /// Give up waiting after this long (`300`, `90s`, `5m`, `1.5s`); 0 tries once
+    #[arg(
+        long,
+        env = "ROLECALL_WAIT_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "300s"
+    )]
+    pub timeout: String,
+
+    /// Time between attempts, and the connect timeout of each (a little jitter is added)
+    #[arg(
+        long,
+        env = "ROLECALL_WAIT_INTERVAL",
+        value_name = "DURATION",
+        default_value = "1s"
+    )]
+    pub interval: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -275,4 +327,27 @@ pub struct ExecArgs {
     /// The command to run after rendering, and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `rolecall wait`: the shared wait flags, with `--wait-for` spelled `--for` and required.
+#[derive(Debug, Args)]
+#[command(mut_arg("targets", |arg| arg
+    .long("for")
+    .visible_alias("wait-for")
+    .required(true)
+    .help("What to wait for: leader, previous, peers=N (N other pods), all, or HOST:PORT; \
+           `leader:PORT` etc. use another port than the role's (repeatable, or comma-separated)")))]
+pub struct WaitCmdArgs {
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    #[command(flatten)]
+    pub wait: WaitArgs,
+
+    /// No progress lines on stderr
+    #[arg(long, short)]
+    pub quiet: bool,
 }

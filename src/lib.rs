@@ -2,8 +2,9 @@
 //!
 //! The pipeline, one module per stage:
 //! inputs ([`settings`], [`configdir`], [`role`]) -> [`identity`] -> [`model`] -> [`render`] ->
-//! [`write`], with [`output`] for what is printed. Each subcommand below wires the stages and
-//! tags each stage's errors with its exit code ([`error::Exit`]).
+//! [`write`], with [`output`] for what is printed; [`wait`] waits for peers before a render (or on
+//! its own). Each subcommand below wires the stages and tags each stage's errors with its exit
+//! code ([`error::Exit`]).
 
 pub mod cli;
 pub mod configdir;
@@ -14,6 +15,7 @@ pub mod output;
 pub mod render;
 pub mod role;
 pub mod settings;
+pub mod wait;
 pub mod write;
 
 use std::ffi::CString;
@@ -23,7 +25,7 @@ use anyhow::{Context as _, anyhow};
 
 use crate::cli::{
     CheckArgs, Cli, Command, EnvArgs, EnvFormat, ExecArgs, GetArgs, PlanArgs, PlanFormat, PodArgs,
-    RenderArgs, RolesArgs, RolesCommand,
+    RenderArgs, RolesArgs, RolesCommand, WaitCmdArgs,
 };
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::identity::Identity;
@@ -31,6 +33,7 @@ use crate::model::{Cluster, Model};
 use crate::render::Templates;
 use crate::role::Role;
 use crate::settings::{OutputSettings, PodSettings, RoleSettings};
+use crate::wait::{Pods, WaitSettings};
 use crate::write::OutFile;
 
 /// Runs one command line.
@@ -43,6 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan(&args),
         Command::Check(args) => check(&args),
         Command::Roles(args) => roles(&args),
+        Command::Wait(args) => wait(&args),
     }
 }
 
@@ -149,13 +153,24 @@ fn render(args: &RenderArgs) -> Result<()> {
     let pod = PodSettings::from_args(&args.pod)?;
     let role = RoleSettings::from_args(&args.role)?;
     let output = OutputSettings::from_args(args)?;
+    let waits = WaitSettings::from_args(&args.wait).or_exit(Exit::Usage)?;
     warn(&role.warnings, output.quiet);
     let id = identify(&pod)?;
     let cluster = cluster(&pod, &role, &id.name, "render")?;
     warn(&cluster.warnings, output.quiet);
+    let pods = Pods::Cluster {
+        cluster: &cluster,
+        index: id.index,
+    };
+    let wait_plan = wait::plan(&waits.specs, &pods)?;
     let templates = templates(&role)?;
     let files =
         render_pod(&templates, &cluster, id.index, &role, output.mode).or_exit(Exit::Template)?;
+    // --wait-for: flags and templates are checked above, so a mistake fails at once, not after
+    // the wait; nothing is written until the peers answer.
+    if waits.is_set() {
+        wait::wait(&wait_plan, &waits, output.quiet)?;
+    }
     let changes = if output.dry_run {
         let (text, changes) =
             write::preview(&output.out, &files, output.owner).or_exit(Exit::Output)?;
@@ -279,8 +294,10 @@ fn get(args: &GetArgs) -> Result<()> {
     }
 }
 
-/// The set name for plan and check: --name, else from the hostname.
-fn set_name(name: Option<&str>, pod: &PodSettings) -> Result<String> {
+/// The set name for plan and check: --name, else from the hostname. Off a pod (the kernel's
+/// hostname has no ordinal), a built-in role's set is named for the role, so
+/// `rolecall check --role etcd --replicas 3` works on any machine.
+fn set_name(name: Option<&str>, pod: &PodSettings, role: &RoleSettings) -> Result<String> {
     match name {
         Some(name) => {
             if !identity::is_dns_label(&identity::pod_name(name, pod.shape.start_ordinal)) {
@@ -292,14 +309,22 @@ fn set_name(name: Option<&str>, pod: &PodSettings) -> Result<String> {
             }
             Ok(name.to_string())
         }
-        None => identify(pod).map(|id| id.name),
+        None => match identify(pod) {
+            Err(_)
+                if pod.hostname_from_kernel
+                    && role::builtin_names().contains(&role.role.name.as_str()) =>
+            {
+                Ok(role.role.name.clone())
+            }
+            result => result.map(|id| id.name),
+        },
     }
 }
 
 fn plan(args: &PlanArgs) -> Result<()> {
     let pod = PodSettings::from_args(&args.pod)?;
     let role = RoleSettings::from_args(&args.role)?;
-    let name = set_name(args.name.as_deref(), &pod)?;
+    let name = set_name(args.name.as_deref(), &pod, &role)?;
     let cluster = cluster(&pod, &role, &name, "plan")?;
     warn(&role.warnings, false);
     warn(&cluster.warnings, false);
@@ -312,7 +337,7 @@ fn plan(args: &PlanArgs) -> Result<()> {
 fn check(args: &CheckArgs) -> Result<()> {
     let pod = PodSettings::from_args(&args.pod)?;
     let role = RoleSettings::from_args(&args.role)?;
-    let name = set_name(args.name.as_deref(), &pod)?;
+    let name = set_name(args.name.as_deref(), &pod, &role)?;
     let cluster = cluster(&pod, &role, &name, "check")?;
     warn(&role.warnings, args.quiet);
     warn(&cluster.warnings, args.quiet);
@@ -345,6 +370,35 @@ fn check(args: &CheckArgs) -> Result<()> {
         ))?;
     }
     Ok(())
+}
+
+fn wait(args: &WaitCmdArgs) -> Result<()> {
+    let waits = WaitSettings::from_args(&args.wait).or_exit(Exit::Usage)?;
+    let pod = PodSettings::from_args(&args.pod)?;
+    let role = RoleSettings::from_args(&args.role)?;
+    warn(&role.warnings, args.quiet);
+    let plan = if !waits.names_pods() {
+        wait::plan(&waits.specs, &Pods::Unknown)?
+    } else {
+        let id = identify(&pod)?;
+        // Without --replicas only `previous` can be placed; `wait::plan` says what is missing.
+        if pod.shape.replicas.is_some() {
+            let cluster = cluster(&pod, &role, &id.name, "wait")?;
+            let pods = Pods::Cluster {
+                cluster: &cluster,
+                index: id.index,
+            };
+            wait::plan(&waits.specs, &pods)?
+        } else {
+            let model = model(&pod, &role, &id.name)?;
+            let pods = Pods::Model {
+                model: &model,
+                index: id.index,
+            };
+            wait::plan(&waits.specs, &pods)?
+        }
+    };
+    wait::wait(&plan, &waits, args.quiet)
 }
 
 fn roles(args: &RolesArgs) -> Result<()> {

@@ -199,9 +199,8 @@ impl<'r> Model<'r> {
         let mut warnings = Vec::new();
         if sizes.warn_even && replicas % 2 == 0 {
             warnings.push(format!(
-                "role {}: {replicas} is an even number of members; a quorum of {} tolerates no more failures than {} members do",
+                "role {}: {replicas} members tolerate no more failures than {} would; an odd number is better",
                 self.role.name,
-                replicas,
                 replicas - 1
             ));
         }

@@ -29,6 +29,8 @@ const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 pub struct PodSettings {
     /// The pod's hostname: --hostname, else POD_NAME, else the kernel's.
     pub hostname: String,
+    /// The hostname came from the kernel: nothing named the pod.
+    pub hostname_from_kernel: bool,
     pub regex: Regex,
     pub pod_index: Option<u32>,
     pub shape: Shape,
@@ -55,6 +57,8 @@ impl PodSettings {
                 args.ordinal_regex
             );
         }
+        let hostname_from_kernel =
+            args.hostname.is_none() && std::env::var_os("POD_NAME").is_none();
         let hostname = match (&args.hostname, std::env::var("POD_NAME")) {
             (Some(h), _) => h.clone(),
             (None, Ok(h)) => h,
@@ -112,6 +116,7 @@ impl PodSettings {
         }
         Ok(PodSettings {
             hostname,
+            hostname_from_kernel,
             regex,
             pod_index: args.pod_index,
             shape: Shape {

@@ -1245,7 +1245,7 @@ zk-7  7        8   participant   zk-7.zk.default.svc.cluster.local  zoo.cfg,myid
     assert_eq!(json["leader"], "db-0");
     assert_eq!(
         json["pods"][1]["files"],
-        serde_json::json!(["server-id.cnf", "replica.cnf"])
+        serde_json::json!(["server-id.cnf", "replica.cnf", "replication.env"])
     );
     assert_eq!(json["pods"][1]["server_id"], 101);
     rolecall()
@@ -1260,7 +1260,7 @@ zk-7  7        8   participant   zk-7.zk.default.svc.cluster.local  zoo.cfg,myid
         ])
         .assert()
         .success()
-        .stderr(contains("even number"));
+        .stderr(contains("4 members tolerate no more failures than 3 would"));
 }
 
 #[test]
@@ -1447,4 +1447,48 @@ fn start_ordinal_and_replicas_must_stay_within_kubernetes_ordinals() {
         ])
         .assert()
         .code(2);
+}
+
+#[test]
+fn check_and_plan_off_a_pod_name_the_set_for_a_builtin_role() {
+    if !require_root("check_and_plan_off_a_pod_name_the_set_for_a_builtin_role") {
+        return;
+    }
+    // A workstation's hostname has no ordinal: a built-in role's set is named for the role.
+    let run = |args: &str| {
+        StdCommand::new("unshare")
+            .args([
+                "--uts",
+                "sh",
+                "-c",
+                &format!(r#"hostname laptop && exec "$0" {args}"#),
+            ])
+            .arg(assert_cmd::cargo::cargo_bin!("rolecall"))
+            .env_remove("POD_NAME")
+            .env_remove("ROLECALL_HOSTNAME")
+            .output()
+            .unwrap()
+    };
+    let out = run("check --role etcd --replicas 3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "rolecall: check ok: role etcd, 3 pods (etcd-0 .. etcd-2), every file rendered\n"
+    );
+    let out = run("plan --role zookeeper --replicas 2");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("zookeeper-1  1        2"));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("2 members tolerate no more failures than 1 would")
+    );
+    // Without a built-in role there is no name to fall back on.
+    let out = run("plan --replicas 2");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("hostname `laptop` has no ordinal suffix")
+    );
 }

@@ -1,0 +1,501 @@
+//! Real clusters in simulated pods: the built rolecall runs as each pod's init step with no
+//! identity flags, then the real servers (Debian packages) start from exactly the files it
+//! wrote and must form a cluster. tests/sim/statefulset.sh says what a pod is here. As root
+//! with the packages present these run; otherwise they say why they are skipped (and fail
+//! with ROLECALL_CI=1).
+
+mod sim;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+
+/// The IPv4 address of the pod's eth0, as the pod itself sees it.
+fn pod_address(pods: &Pods, ordinal: u32) -> String {
+    let out = pods
+        .sh(ordinal, &["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        .unwrap_or_else(|e| panic!("ip addr in {}: {e}", pods.hostname(ordinal)));
+    let cidr = out
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no inet address in {out:?}"));
+    cidr.split('/').next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn pods_find_their_identity_from_hostname_namespace_and_resolv_conf() {
+    if !can_run("simulated pods", &["getent"]) {
+        return;
+    }
+    let mut set = StatefulSet::new("web", 3);
+    set.start_ordinal = 3;
+    set.namespace = "shop".into();
+    set.cluster_domain = "corp.example".into();
+    let pods = Pods::up(set);
+    let fqdns: Vec<String> = pods.ordinals().map(|o| pods.fqdn(o)).collect();
+    let addresses: Vec<String> = pods.ordinals().map(|o| pod_address(&pods, o)).collect();
+    assert_eq!(
+        addresses.iter().collect::<BTreeSet<_>>().len(),
+        3,
+        "every pod has its own address: {addresses:?}"
+    );
+
+    for (index, ordinal) in pods.ordinals().enumerate() {
+        let host = pods.hostname(ordinal);
+        // Exactly what a pod spec would set, nothing that names the pod.
+        let env = pods.sh(ordinal, &["env"]).expect("env in the pod");
+        let names: BTreeSet<&str> = env.lines().filter_map(|l| l.split('=').next()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from([
+                "HOME",
+                "PATH",
+                "POD_NAMESPACE",
+                "ROLECALL_REPLICAS",
+                "ROLECALL_START_ORDINAL"
+            ]),
+            "environment of {host}"
+        );
+
+        let json = pods
+            .sh(ordinal, &[sim::ROLECALL, "env", "--format", "json"])
+            .unwrap_or_else(|e| panic!("rolecall env in {host}: {e}"));
+        let view: Value = serde_json::from_str(&json).expect("rolecall env --format json");
+        assert_eq!(view["hostname"], host.as_str(), "from the UTS namespace");
+        assert_eq!(view["ordinal"], ordinal);
+        assert_eq!(view["index"], index);
+        assert_eq!(view["start_ordinal"], 3);
+        assert_eq!(view["replicas"], 3);
+        assert_eq!(view["namespace"], "shop", "from POD_NAMESPACE");
+        assert_eq!(
+            view["cluster_domain"], "corp.example",
+            "from the search line of the pod's resolv.conf"
+        );
+        assert_eq!(view["fqdn"], fqdns[index].as_str());
+        let peers: Vec<&str> = view["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .map(|p| p["fqdn"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(peers, fqdns, "peers of {host}");
+
+        // Every name of every pod resolves, in every pod, to that pod's own address.
+        for (j, peer) in pods.ordinals().enumerate() {
+            let short = format!("{}.web", pods.hostname(peer));
+            for name in [fqdns[j].as_str(), short.as_str()] {
+                let found = pods
+                    .sh(ordinal, &["getent", "hosts", name])
+                    .unwrap_or_else(|e| panic!("{name} does not resolve in {host}: {e}"));
+                assert_eq!(
+                    found.split_whitespace().next(),
+                    Some(addresses[j].as_str()),
+                    "{name} in {host}"
+                );
+            }
+        }
+    }
+    pods.down();
+}
+
+/// Runs etcdctl (API v3) in pod `ordinal` against `endpoints`.
+fn etcdctl_run(pods: &Pods, ordinal: u32, endpoints: &[&str], args: &[&str]) -> sim::Run {
+    let endpoints = endpoints.join(",");
+    let mut argv = vec![
+        "etcdctl",
+        "--endpoints",
+        &endpoints,
+        "--dial-timeout=2s",
+        "--command-timeout=5s",
+    ];
+    argv.extend(args);
+    let mut env = pods.pod_env();
+    env.push(("ETCDCTL_API".into(), "3".into()));
+    pods.exec(ordinal, &env, &argv, Duration::from_secs(20))
+}
+
+/// etcdctl's stdout, or a message with all it said.
+fn etcdctl(pods: &Pods, ordinal: u32, endpoints: &[&str], args: &[&str]) -> Result<String, String> {
+    etcdctl_run(pods, ordinal, endpoints, args)
+        .ok()
+        .map(str::to_string)
+}
+
+/// `endpoint health` of every endpoint: Ok only if each one is healthy.
+fn etcd_healthy(pods: &Pods, ordinal: u32, endpoints: &[&str]) -> Result<(), String> {
+    let run = etcdctl_run(
+        pods,
+        ordinal,
+        endpoints,
+        &["endpoint", "health", "-w", "json"],
+    );
+    let health: Value =
+        serde_json::from_str(&run.stdout).map_err(|e| format!("endpoint health: {e}: {run:?}"))?;
+    for endpoint in endpoints {
+        let healthy = health
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|h| h["endpoint"] == *endpoint && h["health"] == true);
+        if !healthy {
+            return Err(format!("{endpoint} is not healthy: {health}"));
+        }
+    }
+    Ok(())
+}
+
+/// `member list` as (name, status, peer URL, client URL) per member, sorted by name; with
+/// the member ids.
+fn etcd_members(pods: &Pods, ordinal: u32, endpoint: &str) -> Vec<[String; 5]> {
+    let out = etcdctl(pods, ordinal, &[endpoint], &["member", "list"])
+        .unwrap_or_else(|e| panic!("member list: {e}"));
+    let mut members: Vec<[String; 5]> = out
+        .lines()
+        .map(|line| {
+            let f: Vec<&str> = line.split(", ").collect();
+            assert_eq!(f.len(), 6, "member list line {line:?}");
+            [f[2], f[1], f[3], f[4], f[0]].map(String::from)
+        })
+        .collect();
+    members.sort();
+    members
+}
+
+/// The client URL of the member that leads, from `endpoint status`.
+fn etcd_leader(pods: &Pods, ordinal: u32, endpoints: &[&str]) -> Result<String, String> {
+    let out = etcdctl(
+        pods,
+        ordinal,
+        endpoints,
+        &["endpoint", "status", "-w", "json"],
+    )?;
+    let status: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    status
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["Status"]["leader"] == s["Status"]["header"]["member_id"])
+        .and_then(|s| s["Endpoint"].as_str())
+        .map(str::to_string)
+        .ok_or_else(|| format!("no leader in {out}"))
+}
+
+#[test]
+fn etcd_members_form_a_cluster_keep_quorum_and_rejoin_after_a_restart() {
+    if !can_run("etcd cluster", &["etcd", "etcdctl"]) {
+        return;
+    }
+    // A non-zero start ordinal, a non-default namespace and cluster domain.
+    let mut set = StatefulSet::new("etcd", 3);
+    set.start_ordinal = 2;
+    set.namespace = "kv-store".into();
+    set.cluster_domain = "k8s.test".into();
+    // The role's data_dir: each pod gets its own.
+    set.volumes = vec!["/var/lib/etcd".into()];
+    let made = Instant::now();
+    let mut pods = Pods::up(set);
+    let made = made.elapsed();
+    let ordinals: Vec<u32> = pods.ordinals().collect();
+    let urls: Vec<String> = ordinals
+        .iter()
+        .map(|&o| format!("http://{}:2379", pods.fqdn(o)))
+        .collect();
+    let all: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let config = |pods: &Pods, o: u32| pods.config_dir(o).join("etcd.conf.yml");
+
+    let init = Instant::now();
+    for &o in &ordinals {
+        let summary = pods.init(o, "etcd", &[]);
+        assert!(
+            summary.contains(&format!("{} -> ordinal {o}", pods.hostname(o)))
+                && summary.contains("etcd.conf.yml"),
+            "init summary of {}: {summary}",
+            pods.hostname(o)
+        );
+    }
+    let init = init.elapsed();
+    let serve = Instant::now();
+    for &o in &ordinals {
+        let file = config(&pods, o);
+        pods.start(o, &["etcd", "--config-file", file.to_str().unwrap()]);
+    }
+    wait_for(
+        "every etcd endpoint healthy",
+        Duration::from_secs(60),
+        || etcd_healthy(&pods, ordinals[0], &all),
+    );
+    let bring_up = serve.elapsed();
+    report(&format!(
+        "etcd: 3 members healthy {} after start (pods made in {}, init steps {})",
+        secs(bring_up),
+        secs(made),
+        secs(init)
+    ));
+
+    // Three members, named for their pods, at their FQDNs, each writing into its own volume.
+    let members = etcd_members(&pods, ordinals[1], all[1]);
+    for (member, &o) in members.iter().zip(&ordinals) {
+        let fqdn = pods.fqdn(o);
+        assert_eq!(
+            member[..4],
+            [
+                pods.hostname(o),
+                "started".into(),
+                format!("http://{fqdn}:2380"),
+                format!("http://{fqdn}:2379")
+            ],
+            "member list: {members:?}"
+        );
+        let wal = pods.pod_dir(o).join("vol/var_lib_etcd/data/member/wal");
+        assert!(
+            wal.is_dir(),
+            "{} has no data in its volume",
+            pods.hostname(o)
+        );
+    }
+    assert_eq!(members.len(), 3, "{members:?}");
+
+    // Written on one member, read on another.
+    let first = etcdctl(
+        &pods,
+        ordinals[0],
+        &all[..1],
+        &["put", "rolecall/first", "one"],
+    );
+    assert_eq!(first.as_deref().map(str::trim), Ok("OK"));
+    let read = etcdctl(
+        &pods,
+        ordinals[2],
+        &all[2..],
+        &["get", "rolecall/first", "--print-value-only"],
+    );
+    assert_eq!(read.as_deref().map(str::trim), Ok("one"));
+
+    // Stop the leader: the other two elect a new one and still serve.
+    let leader = etcd_leader(&pods, ordinals[0], &all).expect("a leader");
+    let down = urls
+        .iter()
+        .position(|u| *u == leader)
+        .expect("leader is a member");
+    let down_ordinal = ordinals[down];
+    let stopped = pods.stop(down_ordinal, Duration::from_secs(20));
+    let alive: Vec<&str> = (0..3).filter(|&i| i != down).map(|i| all[i]).collect();
+    let alive_ordinals: Vec<u32> = (0..3).filter(|&i| i != down).map(|i| ordinals[i]).collect();
+    assert!(
+        etcd_healthy(&pods, alive_ordinals[0], &all[down..=down]).is_err(),
+        "{leader} still answers after its server was stopped"
+    );
+    let quorum = Instant::now();
+    wait_for(
+        "the two members left serve",
+        Duration::from_secs(30),
+        || {
+            etcd_healthy(&pods, alive_ordinals[0], &alive)?;
+            etcdctl(
+                &pods,
+                alive_ordinals[0],
+                &alive[..1],
+                &["put", "rolecall/while-down", "two"],
+            )
+        },
+    );
+    let read = etcdctl(
+        &pods,
+        alive_ordinals[1],
+        &alive[1..],
+        &["get", "rolecall/while-down", "--print-value-only"],
+    );
+    assert_eq!(read.as_deref().map(str::trim), Ok("two"));
+    let quorum = quorum.elapsed();
+
+    // The init step again, as a restarted pod runs it: nothing changes on disk.
+    let before = sim::snapshot(&config(&pods, down_ordinal));
+    let summary = pods.init(down_ordinal, "etcd", &[]);
+    assert!(
+        summary.contains("all unchanged"),
+        "rerun of rolecall in {}: {summary}",
+        pods.hostname(down_ordinal)
+    );
+    assert!(
+        sim::snapshot(&config(&pods, down_ordinal)) == before,
+        "etcd.conf.yml was rewritten"
+    );
+
+    // The same files again: the member rejoins and catches up on what it missed.
+    let rejoin = Instant::now();
+    let file = config(&pods, down_ordinal);
+    pods.start(
+        down_ordinal,
+        &["etcd", "--config-file", file.to_str().unwrap()],
+    );
+    wait_for(
+        "the restarted member is healthy and has the key written while it was down",
+        Duration::from_secs(60),
+        || {
+            etcd_healthy(&pods, down_ordinal, &all)?;
+            let value = etcdctl(
+                &pods,
+                down_ordinal,
+                &all[down..=down],
+                // Serializable: answered from this member's own copy of the data.
+                &[
+                    "get",
+                    "rolecall/while-down",
+                    "--print-value-only",
+                    "--consistency=s",
+                ],
+            )?;
+            (value.trim() == "two")
+                .then_some(())
+                .ok_or(format!("read {value:?}"))
+        },
+    );
+    let rejoin = rejoin.elapsed();
+    assert_eq!(
+        etcd_members(&pods, down_ordinal, all[down]),
+        members,
+        "the same three members, with the same ids"
+    );
+    report(&format!(
+        "etcd: leader {} stopped in {}, the other two served within {}, it rejoined in {}",
+        pods.hostname(down_ordinal),
+        secs(stopped),
+        secs(quorum),
+        secs(rejoin)
+    ));
+    pods.down();
+}
+
+/// Runs redis-cli in pod `ordinal` against `host`.
+fn redis_cli(pods: &Pods, ordinal: u32, host: &str, args: &[&str]) -> Result<String, String> {
+    let mut argv = vec!["redis-cli", "-h", host, "-p", "6379"];
+    argv.extend(args);
+    let run = pods.exec(ordinal, &pods.pod_env(), &argv, Duration::from_secs(20));
+    run.ok().map(|out| out.replace('\r', ""))
+}
+
+/// The `key:value` lines of an INFO section.
+fn info_field<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+}
+
+#[test]
+fn redis_replicas_follow_the_primary_and_serve_its_writes() {
+    if !can_run("Redis replication", &["redis-server", "redis-cli"]) {
+        return;
+    }
+    let mut set = StatefulSet::new("redis", 3);
+    set.namespace = "cache".into();
+    set.volumes = vec!["/var/lib/redis".into()];
+    let made = Instant::now();
+    let mut pods = Pods::up(set);
+    let made = made.elapsed();
+    let ordinals: Vec<u32> = pods.ordinals().collect();
+    let fqdns: Vec<String> = ordinals.iter().map(|&o| pods.fqdn(o)).collect();
+
+    let init = Instant::now();
+    for &o in &ordinals {
+        // The role's data_dir is /data, where a pod mounts its volume; this machine has no
+        // /data to mount over, so the pods' volume is at /var/lib/redis.
+        let summary = pods.init(o, "redis", &["--set", "data_dir=/var/lib/redis"]);
+        let role = if o == 0 {
+            "role primary"
+        } else {
+            "role replica"
+        };
+        assert!(
+            summary.contains(role) && summary.contains("redis.conf"),
+            "init summary of {}: {summary}",
+            pods.hostname(o)
+        );
+    }
+    let init = init.elapsed();
+    let serve = Instant::now();
+    for &o in &ordinals {
+        let file = pods.config_dir(o).join("redis.conf");
+        pods.start(o, &["redis-server", file.to_str().unwrap()]);
+    }
+    let leader = fqdns[0].as_str();
+    let replicas = &fqdns[1..];
+    wait_for(
+        "the primary reports 2 replicas online",
+        Duration::from_secs(60),
+        || {
+            let info = redis_cli(&pods, ordinals[1], leader, &["INFO", "replication"])?;
+            let online = info
+                .lines()
+                .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                .count();
+            (info_field(&info, "connected_slaves") == Some("2") && online == 2)
+                .then_some(())
+                .ok_or(info)
+        },
+    );
+    let bring_up = serve.elapsed();
+    report(&format!(
+        "redis: primary with 2 replicas online {} after start (pods made in {}, init steps {})",
+        secs(bring_up),
+        secs(made),
+        secs(init)
+    ));
+
+    let info = redis_cli(&pods, ordinals[0], leader, &["INFO", "replication"]).unwrap();
+    assert_eq!(info_field(&info, "role"), Some("master"), "{info}");
+    // The replicas announce their stable names (replica-announce-ip), not their addresses.
+    let mut announced: Vec<&str> = (0..2)
+        .filter_map(|i| info_field(&info, &format!("slave{i}")))
+        .filter_map(|fields| fields.split(',').find_map(|f| f.strip_prefix("ip=")))
+        .collect();
+    announced.sort();
+    assert_eq!(announced, replicas, "{info}");
+    for (replica, &o) in replicas.iter().zip(&ordinals[1..]) {
+        let info = redis_cli(&pods, o, replica, &["INFO", "replication"]).unwrap();
+        assert_eq!(
+            info_field(&info, "role"),
+            Some("slave"),
+            "{replica}: {info}"
+        );
+        assert_eq!(
+            info_field(&info, "master_host"),
+            Some(leader),
+            "{replica}: {info}"
+        );
+        assert_eq!(
+            info_field(&info, "master_link_status"),
+            Some("up"),
+            "{replica}: {info}"
+        );
+    }
+
+    // Written on the primary, read on both replicas; a replica refuses writes.
+    let set_reply = redis_cli(
+        &pods,
+        ordinals[0],
+        leader,
+        &["SET", "rolecall:key", "primary"],
+    );
+    assert_eq!(set_reply.as_deref().map(str::trim), Ok("OK"));
+    for (replica, &o) in replicas.iter().zip(&ordinals[1..]) {
+        wait_for(
+            &format!("{replica} has the key"),
+            Duration::from_secs(10),
+            || {
+                let value = redis_cli(&pods, o, replica, &["GET", "rolecall:key"])?;
+                (value.trim() == "primary")
+                    .then_some(())
+                    .ok_or(format!("GET gave {value:?}"))
+            },
+        );
+        let refused = redis_cli(&pods, o, replica, &["SET", "rolecall:key", "replica"]);
+        assert!(
+            refused.as_deref().is_ok_and(|r| r.contains("READONLY")),
+            "{replica} accepted a write: {refused:?}"
+        );
+    }
+    pods.down();
+}

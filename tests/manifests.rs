@@ -1,0 +1,417 @@
+//! The Kubernetes examples in examples/ROLE/: valid for Kubernetes 1.31 (kubernetes-validate
+//! --strict, which rejects unknown fields), wired together (Service, ConfigMap and volumes the
+//! StatefulSet names exist), the rolecall init container fit for the restricted Pod Security
+//! Standard, and its ConfigMap's templates rendering with the role for the example's set.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{BIN, can_run_without, missing, scratch};
+
+const KUBERNETES_VERSION: &str = "1.31.0";
+
+fn examples_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+/// Every example's YAML files, sorted.
+fn example_files() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for dir in fs::read_dir(examples_dir()).unwrap() {
+        let dir = dir.unwrap().path();
+        for file in fs::read_dir(&dir).unwrap() {
+            let file = file.unwrap().path();
+            if file.extension().is_some_and(|e| e == "yaml") {
+                files.push(file);
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+fn kubernetes_validate(files: &[PathBuf]) -> std::process::Output {
+    Command::new("kubernetes-validate")
+        .args(["--strict", "-k", KUBERNETES_VERSION])
+        .args(files)
+        .output()
+        .expect("run kubernetes-validate")
+}
+
+fn can_validate(test: &str) -> bool {
+    can_run_without(
+        test,
+        &missing(&[(
+            "kubernetes-validate",
+            "none; PyPI kubernetes-validate==1.37.0, see .ci/run",
+        )]),
+    )
+}
+
+#[test]
+fn examples_pass_kubernetes_validate_strict() {
+    if !can_validate("examples_pass_kubernetes_validate_strict") {
+        return;
+    }
+    let files = example_files();
+    let out = kubernetes_validate(&files);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "kubernetes-validate failed:\n{report}"
+    );
+    // One `passed` per resource: every file was read, none skipped.
+    let documents: usize = files
+        .iter()
+        .map(|f| {
+            fs::read_to_string(f)
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("apiVersion:"))
+                .count()
+        })
+        .sum();
+    assert_eq!(report.matches(" passed ").count(), documents, "{report}");
+}
+
+#[test]
+fn kubernetes_validate_strict_rejects_an_unknown_field() {
+    if !can_validate("kubernetes_validate_strict_rejects_an_unknown_field") {
+        return;
+    }
+    // The control for the test above: a typo in a field must fail, or passing means nothing.
+    let dir = scratch();
+    let service = fs::read_to_string(examples_dir().join("etcd/service.yaml")).unwrap();
+    let broken = dir.path().join("service.yaml");
+    fs::write(
+        &broken,
+        service.replace("publishNotReadyAddresses", "publishNotReadyAdresses"),
+    )
+    .unwrap();
+    let out = kubernetes_validate(&[broken]);
+    assert!(!out.status.success(), "{out:?}");
+}
+
+#[test]
+fn every_role_has_an_example() {
+    let out = Command::new(BIN).arg("roles").env_clear().output().unwrap();
+    let roles: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let examples: BTreeSet<String> = fs::read_dir(examples_dir())
+        .unwrap()
+        .map(|d| d.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(roles, examples);
+}
+
+/// An example's resources, read with PyYAML into JSON.
+struct Example {
+    role: String,
+    service: Value,
+    configmap: Value,
+    statefulset: Value,
+}
+
+fn load_examples() -> Vec<Example> {
+    let files = example_files();
+    let script = "import json, sys, yaml\n\
+                  for path in sys.argv[1:]:\n    \
+                      with open(path) as f:\n        \
+                          for doc in yaml.safe_load_all(f):\n            \
+                              print(json.dumps([path, doc]))\n";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let mut by_role: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let [path, doc]: [Value; 2] = serde_json::from_str(line).unwrap();
+        let path = PathBuf::from(path.as_str().unwrap());
+        let role = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap();
+        let kind = doc["kind"].as_str().unwrap().to_string();
+        let previous = by_role
+            .entry(role.to_string())
+            .or_default()
+            .insert(kind, doc);
+        assert!(previous.is_none(), "{role}: two resources of one kind");
+    }
+    by_role
+        .into_iter()
+        .map(|(role, mut kinds)| {
+            let mut take = |kind: &str| {
+                kinds
+                    .remove(kind)
+                    .unwrap_or_else(|| panic!("examples/{role} has no {kind}"))
+            };
+            Example {
+                service: take("Service"),
+                configmap: take("ConfigMap"),
+                statefulset: take("StatefulSet"),
+                role,
+            }
+        })
+        .collect()
+}
+
+fn can_load_yaml(test: &str) -> bool {
+    let mut lacking = missing(&[("python3", "python3")]);
+    if lacking.is_empty()
+        && !Command::new("python3")
+            .args(["-c", "import yaml"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        lacking.push("the Python module yaml (Debian package python3-yaml)".into());
+    }
+    can_run_without(test, &lacking)
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    value
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The value after `flag` in an argument list.
+fn flag<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+#[test]
+fn examples_are_wired_and_the_rolecall_container_is_restricted() {
+    if !can_load_yaml("examples_are_wired_and_the_rolecall_container_is_restricted") {
+        return;
+    }
+    for ex in load_examples() {
+        let role = &ex.role;
+        let sts = &ex.statefulset;
+        let spec = &sts["spec"];
+        let pod = &spec["template"]["spec"];
+        // The headless Service of the set, publishing pods before they are ready.
+        assert_eq!(ex.service["spec"]["clusterIP"], json!("None"), "{role}");
+        assert_eq!(
+            ex.service["spec"]["publishNotReadyAddresses"],
+            json!(true),
+            "{role}"
+        );
+        assert_eq!(
+            spec["serviceName"], ex.service["metadata"]["name"],
+            "{role}"
+        );
+        let labels = &spec["template"]["metadata"]["labels"];
+        for (key, value) in ex.service["spec"]["selector"].as_object().unwrap() {
+            assert_eq!(&labels[key], value, "{role}: service selector");
+        }
+        assert_eq!(spec["selector"]["matchLabels"], *labels, "{role}");
+
+        // The rolecall init container: the role of its directory, the downward API, and
+        // ROLECALL_REPLICAS equal to spec.replicas.
+        let init = &pod["initContainers"][0];
+        assert_eq!(init["name"], json!("rolecall"), "{role}");
+        assert_eq!(init["image"], json!("rolecall"), "{role}");
+        let args = strings(&init["args"]);
+        assert_eq!(args[0], "render", "{role}");
+        assert_eq!(flag(&args, "--role"), Some(role.as_str()));
+        let env: BTreeMap<&str, &Value> = init["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| (e["name"].as_str().unwrap(), e))
+            .collect();
+        let field = |name: &str| env[name]["valueFrom"]["fieldRef"]["fieldPath"].clone();
+        assert_eq!(field("POD_NAME"), json!("metadata.name"), "{role}");
+        assert_eq!(
+            field("POD_NAMESPACE"),
+            json!("metadata.namespace"),
+            "{role}"
+        );
+        assert_eq!(
+            field("ROLECALL_POD_INDEX"),
+            json!("metadata.labels['apps.kubernetes.io/pod-index']"),
+            "{role}"
+        );
+        assert_eq!(
+            env["ROLECALL_REPLICAS"]["value"],
+            json!(spec["replicas"].as_u64().unwrap().to_string()),
+            "{role}: ROLECALL_REPLICAS must equal spec.replicas"
+        );
+
+        // Restricted Pod Security Standard, on the container itself.
+        let sc = &init["securityContext"];
+        assert_eq!(sc["runAsNonRoot"], json!(true), "{role}");
+        assert_ne!(sc["runAsUser"], json!(0), "{role}");
+        assert_eq!(sc["readOnlyRootFilesystem"], json!(true), "{role}");
+        assert_eq!(sc["allowPrivilegeEscalation"], json!(false), "{role}");
+        assert_eq!(sc["capabilities"], json!({ "drop": ["ALL"] }), "{role}");
+        assert_eq!(
+            sc["seccompProfile"]["type"],
+            json!("RuntimeDefault"),
+            "{role}"
+        );
+
+        // Every mount names a volume; the ConfigMap is the example's; rolecall's --config-dir
+        // is that ConfigMap and its --out a volume a server container mounts too.
+        let mut volumes: BTreeMap<String, Value> = pod["volumes"]
+            .as_array()
+            .map(|v| {
+                v.iter()
+                    .map(|v| (v["name"].as_str().unwrap().to_string(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        for claim in spec["volumeClaimTemplates"].as_array().unwrap() {
+            let name = claim["metadata"]["name"].as_str().unwrap().to_string();
+            volumes.insert(name, json!({ "persistentVolumeClaim": {} }));
+        }
+        let containers: Vec<&Value> = pod["initContainers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(pod["containers"].as_array().unwrap())
+            .collect();
+        for container in &containers {
+            for mount in container["volumeMounts"].as_array().unwrap() {
+                let name = mount["name"].as_str().unwrap();
+                assert!(volumes.contains_key(name), "{role}: no volume `{name}`");
+            }
+        }
+        let mount_of = |container: &Value, path: &str| -> Option<String> {
+            container["volumeMounts"]
+                .as_array()?
+                .iter()
+                .find(|m| m["mountPath"] == json!(path))
+                .map(|m| m["name"].as_str().unwrap().to_string())
+        };
+        let config_dir = flag(&args, "--config-dir").expect("--config-dir");
+        let templates = mount_of(init, config_dir).expect("--config-dir is mounted");
+        assert_eq!(
+            volumes[&templates]["configMap"]["name"], ex.configmap["metadata"]["name"],
+            "{role}"
+        );
+        let out = flag(&args, "--out").expect("--out");
+        let out_volume = mount_of(init, out).expect("--out is mounted");
+        assert!(
+            pod["containers"].as_array().unwrap().iter().any(|c| {
+                c["volumeMounts"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|m| m["name"] == json!(out_volume))
+            }),
+            "{role}: no server container mounts rolecall's output"
+        );
+    }
+}
+
+/// A template without its `# >>> example` ... `# <<< example` blocks.
+fn without_example_blocks(text: &str) -> String {
+    let mut kept = String::new();
+    let mut inside = false;
+    for line in text.lines() {
+        if line.starts_with("# >>> example") {
+            inside = true;
+        } else if line.starts_with("# <<< example") {
+            inside = false;
+        } else if !inside {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    kept
+}
+
+#[test]
+fn example_configmaps_render_with_their_role() {
+    if !can_load_yaml("example_configmaps_render_with_their_role") {
+        return;
+    }
+    for ex in load_examples() {
+        let role = &ex.role;
+        let spec = &ex.statefulset["spec"];
+        let init = &spec["template"]["spec"]["initContainers"][0];
+        let args = strings(&init["args"]);
+        let dir = scratch();
+        let data = ex.configmap["data"].as_object().unwrap();
+        assert!(!data.is_empty(), "{role}: empty ConfigMap");
+        for (key, text) in data {
+            let text = text.as_str().unwrap();
+            assert!(
+                text.contains("# >>> example"),
+                "{role}/{key}: no example block"
+            );
+            // Apart from its example blocks, the copy is the role's own template: a change to
+            // the built-in template must reach the example.
+            let builtin = fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("roles/{role}/{key}")),
+            )
+            .unwrap_or_else(|_| panic!("{role}: ConfigMap key {key} is no template of the role"));
+            assert_eq!(
+                without_example_blocks(text),
+                builtin,
+                "examples/{role}/configmap.yaml {key} differs from roles/{role}/{key}"
+            );
+            fs::write(dir.path().join(key), text).unwrap();
+        }
+        // `rolecall check` with the example's own flags: every pod of the set renders.
+        let mut check: Vec<String> = vec!["check".into(), "--role".into(), role.clone()];
+        let mut rest = args.iter();
+        while let Some(arg) = rest.next() {
+            if arg == "--set" {
+                check.push(arg.clone());
+                check.push(rest.next().unwrap().clone());
+            }
+        }
+        check.extend(
+            [
+                "--config-dir",
+                dir.path().to_str().unwrap(),
+                "--name",
+                ex.statefulset["metadata"]["name"].as_str().unwrap(),
+                "--replicas",
+                &spec["replicas"].as_u64().unwrap().to_string(),
+                "--namespace",
+                "default",
+                "--cluster-domain",
+                "cluster.local",
+            ]
+            .map(str::to_string),
+        );
+        let out = Command::new(BIN).args(&check).env_clear().output().unwrap();
+        assert!(
+            out.status.success(),
+            "rolecall {}: {}",
+            check.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

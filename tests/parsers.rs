@@ -1,0 +1,527 @@
+//! Rendered files of the systems that cannot be installed here (MongoDB, Cassandra,
+//! Elasticsearch, Kafka, and the generic Raft role), plus the YAML, JSON and shell files of the
+//! others, fed to the parsers that read them: PyYAML for YAML (etcd, mongod and Elasticsearch
+//! read YAML 1.1/1.2; the files use only what both agree on), serde_json for JSON,
+//! java.util.Properties (what Kafka, Cassandra and Ratis load .properties with), and sh (dash)
+//! and bash for scripts and env files. Each parsed file is then checked for what the server
+//! needs from it. Whole-file text is compared in tests/roles.rs.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{Value, json};
+
+mod common;
+
+use common::{PodSpec, can_run_without, missing, scratch};
+
+/// One rendered pod: where it is and where its files went.
+struct Pod {
+    index: u32,
+    ordinal: u32,
+    hostname: String,
+    fqdn: String,
+    dir: PathBuf,
+}
+
+/// A rendered set: `replicas` pods from ordinal `start`, in namespace prod of corp.example
+/// when `start` is not 0 (as in tests/roles.rs).
+struct Set {
+    role: &'static str,
+    replicas: u32,
+    pods: Vec<Pod>,
+}
+
+impl Set {
+    fn render(role: &'static str, replicas: u32, start: u32, sets: &[&str], root: &Path) -> Set {
+        let (namespace, domain) = if start == 0 {
+            ("default", "cluster.local")
+        } else {
+            ("prod", "corp.example")
+        };
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let pods = (0..replicas)
+            .map(|index| {
+                let spec = PodSpec {
+                    role,
+                    name: role,
+                    ordinal: start + index,
+                    replicas,
+                    start,
+                    namespace,
+                    domain,
+                };
+                let dir = root.join(format!("{role}-{replicas}-{start}/{}", spec.hostname()));
+                spec.render(&dir, &sets);
+                Pod {
+                    index,
+                    ordinal: spec.ordinal,
+                    hostname: spec.hostname(),
+                    fqdn: spec.fqdn(),
+                    dir,
+                }
+            })
+            .collect();
+        Set {
+            role,
+            replicas,
+            pods,
+        }
+    }
+
+    /// The sizes and start ordinals of the grid, rendered.
+    fn grid(role: &'static str, root: &Path) -> Vec<Set> {
+        let mut sets = Vec::new();
+        for replicas in [1, 3, 5] {
+            for start in [0, 5] {
+                sets.push(Set::render(role, replicas, start, &[], root));
+            }
+        }
+        sets
+    }
+}
+
+fn paths<'a>(sets: &'a [Set], file: &'a str) -> impl Iterator<Item = PathBuf> + 'a {
+    sets.iter()
+        .flat_map(|set| &set.pods)
+        .map(move |pod| pod.dir.join(file))
+        .filter(|path| path.exists())
+}
+
+/// Runs a parser and returns its stdout; a parser that fails fails the test with its output.
+fn run(program: &str, args: &[&str], files: &[PathBuf]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .args(files)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?} rejected a rendered file:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+// YAML, with PyYAML's safe loader.
+
+fn can_load_yaml(test: &str) -> bool {
+    let mut lacking = missing(&[("python3", "python3")]);
+    if lacking.is_empty()
+        && !Command::new("python3")
+            .args(["-c", "import yaml"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        lacking.push("the Python module yaml (Debian package python3-yaml)".into());
+    }
+    can_run_without(test, &lacking)
+}
+
+/// Loads every file with `yaml.safe_load` and returns each document as JSON, by path.
+fn load_yaml(files: Vec<PathBuf>) -> BTreeMap<PathBuf, Value> {
+    assert!(!files.is_empty());
+    let script = "import json, sys, yaml\n\
+                  for path in sys.argv[1:]:\n    \
+                      with open(path) as f:\n        \
+                          print(json.dumps(yaml.safe_load(f)))\n";
+    let out = run("python3", &["-c", script], &files);
+    files
+        .into_iter()
+        .zip(out.lines().map(|line| serde_json::from_str(line).unwrap()))
+        .collect()
+}
+
+#[test]
+fn etcd_config_loads_as_yaml_with_every_member() {
+    if !can_load_yaml("etcd_config_loads_as_yaml_with_every_member") {
+        return;
+    }
+    let root = scratch();
+    let sets = Set::grid("etcd", root.path());
+    let docs = load_yaml(paths(&sets, "etcd.conf.yml").collect());
+    for set in &sets {
+        let cluster: Vec<String> = set
+            .pods
+            .iter()
+            .map(|p| format!("{}=http://{}:2380", p.hostname, p.fqdn))
+            .collect();
+        for pod in &set.pods {
+            let doc = &docs[&pod.dir.join("etcd.conf.yml")];
+            assert_eq!(doc["name"], json!(pod.hostname));
+            assert_eq!(doc["initial-cluster"], json!(cluster.join(",")));
+            assert_eq!(
+                doc["initial-advertise-peer-urls"],
+                json!(format!("http://{}:2380", pod.fqdn))
+            );
+            assert_eq!(doc["initial-cluster-state"], json!("new"));
+            assert_eq!(doc["log-outputs"], json!(["stderr"]));
+        }
+    }
+}
+
+#[test]
+fn mongod_config_loads_as_yaml_with_the_replica_set() {
+    if !can_load_yaml("mongod_config_loads_as_yaml_with_the_replica_set") {
+        return;
+    }
+    let root = scratch();
+    let sets = Set::grid("mongodb", root.path());
+    let docs = load_yaml(paths(&sets, "mongod.conf").collect());
+    for pod in sets.iter().flat_map(|s| &s.pods) {
+        assert_eq!(
+            docs[&pod.dir.join("mongod.conf")],
+            json!({
+                "storage": { "dbPath": "/data/db" },
+                "net": { "port": 27017, "bindIpAll": true },
+                "replication": { "replSetName": "mongodb" },
+            })
+        );
+    }
+}
+
+#[test]
+fn elasticsearch_config_loads_as_yaml_with_seeds_and_initial_masters() {
+    if !can_load_yaml("elasticsearch_config_loads_as_yaml_with_seeds_and_initial_masters") {
+        return;
+    }
+    let root = scratch();
+    let sets = Set::grid("elasticsearch", root.path());
+    let docs = load_yaml(paths(&sets, "elasticsearch.yml").collect());
+    for set in &sets {
+        let masters = &set.pods[..set.pods.len().min(3)];
+        let seeds: Vec<_> = masters.iter().map(|p| format!("{}:9300", p.fqdn)).collect();
+        let names: Vec<_> = masters.iter().map(|p| p.hostname.clone()).collect();
+        for pod in &set.pods {
+            let doc = &docs[&pod.dir.join("elasticsearch.yml")];
+            let master = pod.index < 3;
+            let mut want = json!({
+                "cluster.name": "elasticsearch",
+                "node.name": pod.hostname,
+                "node.roles": if master {
+                    json!(["master", "data", "ingest"])
+                } else {
+                    json!(["data", "ingest"])
+                },
+                "network.host": "0.0.0.0",
+                "discovery.seed_hosts": seeds,
+                "xpack.security.enabled": false,
+            });
+            // Only master-eligible nodes bootstrap; these render as a first boot.
+            if master {
+                want["cluster.initial_master_nodes"] = json!(names);
+            }
+            assert_eq!(doc, &want, "{}", pod.hostname);
+        }
+    }
+}
+
+// JSON: the rs.initiate() document.
+
+#[test]
+fn mongodb_replica_set_document_has_every_member_and_at_most_seven_voters() {
+    let root = scratch();
+    let set = Set::render("mongodb", 9, 5, &[], root.path());
+    let first = &set.pods[0].dir;
+    let doc: Value =
+        serde_json::from_str(&fs::read_to_string(first.join("replica-set.json")).unwrap())
+            .expect("replica-set.json is JSON");
+    assert_eq!(doc["_id"], json!("mongodb"));
+    let members = doc["members"].as_array().unwrap();
+    assert_eq!(members.len(), 9);
+    for (member, pod) in members.iter().zip(&set.pods) {
+        let mut want = json!({ "_id": pod.ordinal, "host": format!("{}:27017", pod.fqdn) });
+        // MongoDB allows 7 voting members; non-voting ones must have priority 0.
+        if pod.index >= 7 {
+            want["votes"] = json!(0);
+            want["priority"] = json!(0);
+        }
+        assert_eq!(member, &want);
+    }
+    // Only the first pod initiates.
+    assert!(!set.pods[1].dir.join("replica-set.json").exists());
+}
+
+// .properties, with java.util.Properties.
+
+const PARSE_PROPERTIES: &str = r#"
+import java.io.FileReader;
+import java.util.Properties;
+import java.util.TreeSet;
+
+public class ParseProperties {
+    public static void main(String[] args) throws Exception {
+        for (String path : args) {
+            Properties properties = new Properties();
+            try (FileReader reader = new FileReader(path)) {
+                properties.load(reader);
+            }
+            for (String key : new TreeSet<>(properties.stringPropertyNames())) {
+                System.out.println(path + "\t" + key + "\t" + properties.getProperty(key));
+            }
+        }
+    }
+}
+"#;
+
+type Properties = BTreeMap<PathBuf, BTreeMap<String, String>>;
+
+/// Loads every file with java.util.Properties, in one JVM.
+fn load_properties(files: Vec<PathBuf>, scratch: &Path) -> Properties {
+    let source = scratch.join("ParseProperties.java");
+    fs::write(&source, PARSE_PROPERTIES).unwrap();
+    let out = run("java", &[source.to_str().unwrap()], &files);
+    let mut loaded: Properties = files.into_iter().map(|f| (f, BTreeMap::new())).collect();
+    for line in out.lines() {
+        let mut fields = line.splitn(3, '\t');
+        let (path, key, value) = (
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        loaded
+            .get_mut(Path::new(path))
+            .unwrap()
+            .insert(key.to_string(), value.to_string());
+    }
+    loaded
+}
+
+fn can_run_java(test: &str) -> bool {
+    can_run_without(test, &missing(&[("java", "default-jre-headless")]))
+}
+
+#[test]
+fn kafka_properties_load_with_a_consistent_kraft_quorum() {
+    if !can_run_java("kafka_properties_load_with_a_consistent_kraft_quorum") {
+        return;
+    }
+    let root = scratch();
+    let mut sets = Set::grid("kafka", root.path());
+    sets.push(Set::render("kafka", 4, 5, &["controllers=1"], root.path()));
+    let loaded = load_properties(paths(&sets, "server.properties").collect(), root.path());
+    for (set, controllers) in sets.iter().zip([1, 1, 3, 3, 3, 3, 1]) {
+        let voters: Vec<String> = set.pods[..controllers]
+            .iter()
+            .map(|p| format!("{}@{}:9093", p.ordinal, p.fqdn))
+            .collect();
+        let copies = set.replicas.min(3).to_string();
+        for pod in &set.pods {
+            let props = &loaded[&pod.dir.join("server.properties")];
+            let controller = (pod.index as usize) < controllers;
+            let get = |key: &str| props.get(key).map(String::as_str);
+            assert_eq!(get("node.id"), Some(pod.ordinal.to_string().as_str()));
+            assert_eq!(
+                get("process.roles"),
+                Some(if controller {
+                    "broker,controller"
+                } else {
+                    "broker"
+                })
+            );
+            assert_eq!(
+                get("controller.quorum.voters"),
+                Some(voters.join(",").as_str())
+            );
+            assert_eq!(
+                get("listeners"),
+                Some(if controller {
+                    "PLAINTEXT://:9092,CONTROLLER://:9093"
+                } else {
+                    "PLAINTEXT://:9092"
+                })
+            );
+            assert_eq!(
+                get("advertised.listeners"),
+                Some(format!("PLAINTEXT://{}:9092", pod.fqdn).as_str())
+            );
+            assert_eq!(get("controller.listener.names"), Some("CONTROLLER"));
+            assert_eq!(
+                get("offsets.topic.replication.factor"),
+                Some(copies.as_str())
+            );
+            assert_eq!(
+                get("transaction.state.log.replication.factor"),
+                Some(copies.as_str())
+            );
+        }
+    }
+    // The default cluster id is what `kafka-storage.sh random-uuid` prints: 16 bytes in
+    // URL-safe base64 without padding.
+    let role = Command::new(common::BIN)
+        .args([
+            "get",
+            "vars.cluster_id",
+            "--role",
+            "kafka",
+            "--hostname",
+            "kafka-0",
+        ])
+        .env_clear()
+        .output()
+        .unwrap();
+    let id = String::from_utf8(role.stdout).unwrap();
+    assert_eq!(base64url_len(id.trim()), Some(16), "cluster id `{id}`");
+}
+
+/// The number of bytes an unpadded URL-safe base64 string decodes to, if it is one.
+fn base64url_len(text: &str) -> Option<usize> {
+    let valid = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    (valid && text.len() % 4 != 1).then_some(text.len() * 3 / 4)
+}
+
+#[test]
+fn raft_and_cassandra_properties_load_with_java() {
+    if !can_run_java("raft_and_cassandra_properties_load_with_java") {
+        return;
+    }
+    let root = scratch();
+    let raft = Set::grid("raft", root.path());
+    let cassandra = vec![
+        Set::render("cassandra", 3, 0, &[], root.path()),
+        Set::render("cassandra", 3, 5, &["dc=eu-west", "rack=r2"], root.path()),
+    ];
+    let mut files: Vec<PathBuf> = paths(&raft, "raft.properties").collect();
+    files.extend(paths(&cassandra, "cassandra-rackdc.properties"));
+    let loaded = load_properties(files, root.path());
+    for set in &raft {
+        let peers: Vec<_> = set
+            .pods
+            .iter()
+            .map(|p| format!("n{}={}:9872", p.ordinal, p.fqdn))
+            .collect();
+        for pod in &set.pods {
+            let props = &loaded[&pod.dir.join("raft.properties")];
+            assert_eq!(props["raft.server.id"], format!("n{}", pod.ordinal));
+            assert_eq!(props["raft.server.address"], format!("{}:9872", pod.fqdn));
+            assert_eq!(props["raft.peers"], peers.join(","));
+            assert_eq!(props["raft.listeners"], "");
+        }
+    }
+    for (set, dc, rack) in [
+        (&cassandra[0], "dc1", "rack1"),
+        (&cassandra[1], "eu-west", "r2"),
+    ] {
+        for pod in &set.pods {
+            let props = &loaded[&pod.dir.join("cassandra-rackdc.properties")];
+            let want: BTreeMap<String, String> = [("dc", dc), ("rack", rack)]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into();
+            assert_eq!(props, &want, "{}", set.role);
+        }
+    }
+}
+
+// Shell: scripts parsed by sh (dash on Debian) and bash, env files sourced by both.
+
+const SHELLS: [(&str, &str); 2] = [("sh", "dash"), ("bash", "bash")];
+
+#[test]
+fn scripts_parse_with_sh_and_bash() {
+    if !can_run_without("scripts_parse_with_sh_and_bash", &missing(&SHELLS)) {
+        return;
+    }
+    let root = scratch();
+    let sets = [
+        Set::render("redis-cluster", 6, 0, &[], root.path()),
+        Set::render("redis-cluster", 7, 5, &[], root.path()),
+        Set::render("mongodb", 3, 0, &[], root.path()),
+        Set::render("mongodb", 9, 5, &[], root.path()),
+    ];
+    let scripts: Vec<PathBuf> = paths(&sets, "create-cluster.sh")
+        .chain(paths(&sets, "init-replica-set.sh"))
+        .collect();
+    assert_eq!(scripts.len(), 4, "one script per set, on its first pod");
+    for (shell, _) in SHELLS {
+        for script in &scripts {
+            run(shell, &["-n"], std::slice::from_ref(script));
+        }
+    }
+}
+
+/// Sources `file` with `shell` (unset variables an error) and prints the variables named.
+fn source(shell: &str, file: &Path, names: &[&str]) -> Vec<String> {
+    let script = format!(
+        "set -eu; . \"$1\"; printf '%s\\n' {}",
+        names
+            .iter()
+            .map(|n| format!("\"${n}\""))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let out = Command::new(shell)
+        .args(["-c", &script, shell])
+        .arg(file)
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{shell} cannot source {file:?}: {out:?}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn env_files_source_with_sh_and_bash() {
+    if !can_run_without("env_files_source_with_sh_and_bash", &missing(&SHELLS)) {
+        return;
+    }
+    let root = scratch();
+    let cassandra = Set::render(
+        "cassandra",
+        5,
+        5,
+        &["cluster_name=Test Cluster", "dc=eu-west"],
+        root.path(),
+    );
+    let mysql = Set::render("mysql", 3, 5, &[], root.path());
+    let seeds = format!("{},{}", cassandra.pods[0].fqdn, cassandra.pods[1].fqdn);
+    for (shell, _) in SHELLS {
+        for pod in &cassandra.pods {
+            let values = source(
+                shell,
+                &pod.dir.join("cassandra.env"),
+                &[
+                    "CASSANDRA_CLUSTER_NAME",
+                    "CASSANDRA_SEEDS",
+                    "CASSANDRA_LISTEN_ADDRESS",
+                    "CASSANDRA_BROADCAST_ADDRESS",
+                    "CASSANDRA_ENDPOINT_SNITCH",
+                    "CASSANDRA_DC",
+                    "CASSANDRA_RACK",
+                ],
+            );
+            assert_eq!(
+                values,
+                [
+                    "Test Cluster",
+                    &seeds,
+                    &pod.fqdn,
+                    &pod.fqdn,
+                    "GossipingPropertyFileSnitch",
+                    "eu-west",
+                    "rack1"
+                ]
+            );
+        }
+        for pod in &mysql.pods[1..] {
+            let values = source(
+                shell,
+                &pod.dir.join("replication.env"),
+                &["CLONE_FROM_HOST", "PRIMARY_HOST", "PRIMARY_PORT"],
+            );
+            let previous = &mysql.pods[pod.index as usize - 1];
+            assert_eq!(values, [&previous.fqdn, &mysql.pods[0].fqdn, "3306"]);
+        }
+    }
+}

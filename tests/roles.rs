@@ -1,0 +1,610 @@
+//! Every built-in role rendered across a grid of set sizes and start ordinals, each pod's files
+//! compared whole against the text checked in under tests/expected/ROLE/.
+//!
+//! The expected files were reviewed by hand against the documentation named in `ROLES` below
+//! (it is also written atop each expected file). To regenerate them after a deliberate change,
+//! run `ROLECALL_BLESS=1 cargo test --test roles` and review every line of `git diff tests/expected`.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+
+use common::{BIN, tell};
+
+/// Set sizes every role is rendered for, and the start ordinals (spec.ordinals.start).
+const SIZES: [u32; 3] = [1, 3, 5];
+const STARTS: [u32; 2] = [0, 5];
+
+/// A built-in role: the documentation its expected files were checked against, extra set sizes
+/// beyond `SIZES`, and extra cases with vars.
+struct RoleCases {
+    name: &'static str,
+    docs: &'static str,
+    extra_sizes: &'static [u32],
+    /// Sizes of the grid the role must refuse with an error.
+    refused: &'static [u32],
+    extra: &'static [Extra],
+}
+
+/// A case beyond the grid: a size, a start ordinal and `--set` vars, named by `tag`.
+struct Extra {
+    tag: &'static str,
+    replicas: u32,
+    start: u32,
+    sets: &'static [&'static str],
+    /// Render as a restarted pod: `--data-dir` names a directory that holds data.
+    restart: bool,
+}
+
+/// A data dir that holds data, as a restarted pod's volume does (first_boot = false).
+const USED_DATA_DIR: &str = "tests/expected";
+
+const ROLES: &[RoleCases] = &[
+    RoleCases {
+        name: "etcd",
+        docs: "etcd op-guide/configuration.md and op-guide/clustering.md (3.4, Debian etcd-server; \
+               same keys in 3.5)",
+        extra_sizes: &[2],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "ipv6-token-existing",
+                replicas: 3,
+                start: 0,
+                sets: &[
+                    "listen_host=::",
+                    "cluster_token=prod-etcd",
+                    "cluster_state=existing",
+                ],
+                restart: false,
+            },
+            Extra {
+                tag: "restarted",
+                replicas: 3,
+                start: 5,
+                sets: &[],
+                restart: true,
+            },
+            Extra {
+                tag: "bad-state",
+                replicas: 1,
+                start: 0,
+                sets: &["cluster_state=old"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "redis",
+        docs: "redis.conf of Redis 7.0 (self-documented; Debian redis-server) and \
+               redis.io/docs/management/replication",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[Extra {
+            tag: "include-no-aof",
+            replicas: 2,
+            start: 0,
+            sets: &["include=/etc/redis-auth/auth.conf", "appendonly=false"],
+            restart: false,
+        }],
+    },
+    RoleCases {
+        name: "redis-cluster",
+        docs: "redis.conf of Redis 7.0 (REDIS CLUSTER and CLUSTER DOCKER/NAT sections), \
+               `redis-cli --cluster help` and redis.io/docs/management/scaling",
+        extra_sizes: &[6],
+        refused: &[1, 3, 5],
+        extra: &[Extra {
+            tag: "no-replicas",
+            replicas: 3,
+            start: 5,
+            sets: &["replicas_per_master=0"],
+            restart: false,
+        }],
+    },
+    RoleCases {
+        name: "mysql",
+        docs: "kubernetes.io/docs/tasks/run-application/run-replicated-stateful-application, \
+               the MySQL 8.0 reference manual (server_id, log_bin, super_read_only) and the \
+               MariaDB 10.11 server system variables (read_only; no super_read_only)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "mariadb",
+                replicas: 3,
+                start: 0,
+                sets: &["flavor=mariadb", "clone_port=3399"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-flavor",
+                replicas: 2,
+                start: 0,
+                sets: &["flavor=percona"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "zookeeper",
+        docs: "ZooKeeper 3.8 Administrator's Guide (configuration parameters, cluster options, \
+               myid) and the Observers guide",
+        extra_sizes: &[256],
+        refused: &[256],
+        extra: &[Extra {
+            tag: "observers-from-3",
+            replicas: 5,
+            start: 0,
+            sets: &["observers_from=3"],
+            restart: false,
+        }],
+    },
+    RoleCases {
+        name: "raft",
+        docs: "Apache Ratis RaftGroupId / RaftPeer (id, address) and its examples' peer lists",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[Extra {
+            tag: "listeners-from-3",
+            replicas: 5,
+            start: 5,
+            sets: &["listeners_from=3"],
+            restart: false,
+        }],
+    },
+    RoleCases {
+        name: "mongodb",
+        docs: "MongoDB manual: configuration file options (storage.dbPath, net.bindIpAll, \
+               replication.replSetName), Replica Set Configuration (members[n]._id: any \
+               integer >= 0 from 5.0, 0..255 before; at most 50 members, 7 voting; \
+               non-voting members need priority 0) and rs.initiate()",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "non-voting",
+                replicas: 9,
+                start: 0,
+                sets: &["replica_set=rs0", "data_dir=/data/mongo"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-name",
+                replicas: 1,
+                start: 0,
+                sets: &["replica_set=my set"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "cassandra",
+        docs: "Cassandra 4.1/5.0 cassandra.yaml reference (seed_provider, listen_address, \
+               broadcast_address, rpc_address, endpoint_snitch), the snitch docs \
+               (GossipingPropertyFileSnitch, cassandra-rackdc.properties) and \
+               docker-library/cassandra docker-entrypoint.sh (the CASSANDRA_* variables)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "dc-rack",
+                replicas: 5,
+                start: 5,
+                sets: &[
+                    "cluster_name=Test Cluster",
+                    "dc=eu-west",
+                    "rack=r2",
+                    "seeds=3",
+                ],
+                restart: false,
+            },
+            Extra {
+                tag: "no-seeds",
+                replicas: 3,
+                start: 0,
+                sets: &["seeds=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-name",
+                replicas: 1,
+                start: 0,
+                sets: &["cluster_name=a/b"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "elasticsearch",
+        docs: "Elasticsearch 8 reference: discovery and cluster formation settings \
+               (discovery.seed_hosts, cluster.initial_master_nodes), Bootstrapping a cluster \
+               (initial masters by node.name, only on master-eligible nodes, removed once \
+               formed) and node.roles",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "restarted",
+                replicas: 5,
+                start: 5,
+                sets: &[],
+                restart: true,
+            },
+            Extra {
+                tag: "one-master",
+                replicas: 3,
+                start: 0,
+                sets: &["masters=1", "cluster_name=logs", "security=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-masters",
+                replicas: 3,
+                start: 0,
+                sets: &["masters=0"],
+                restart: false,
+            },
+        ],
+    },
+    RoleCases {
+        name: "kafka",
+        docs: "Kafka 3.9 documentation: KRaft (process.roles, node.id, controller.quorum.voters, \
+               controller.listener.names, kafka-storage.sh format) and broker configs \
+               (listeners, advertised.listeners, listener.security.protocol.map, \
+               offsets.topic.replication.factor, transaction.state.log.*)",
+        extra_sizes: &[],
+        refused: &[],
+        extra: &[
+            Extra {
+                tag: "one-controller",
+                replicas: 3,
+                start: 5,
+                sets: &["controllers=1", "log_dirs=/kafka/logs"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-controllers",
+                replicas: 3,
+                start: 0,
+                sets: &["controllers=0"],
+                restart: false,
+            },
+        ],
+    },
+];
+
+/// Where the pods of a case live: the default namespace and domain from ordinal 0, others
+/// from ordinal 5, so both kinds of names are covered.
+fn placement(start: u32) -> (&'static str, &'static str) {
+    if start == 0 {
+        ("default", "cluster.local")
+    } else {
+        ("prod", "corp.example")
+    }
+}
+
+struct Case {
+    role: &'static str,
+    replicas: u32,
+    start: u32,
+    sets: &'static [&'static str],
+    restart: bool,
+    file: String,
+}
+
+fn cases(role: &RoleCases) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for &replicas in SIZES.iter().chain(role.extra_sizes) {
+        for &start in &STARTS {
+            cases.push(Case {
+                role: role.name,
+                replicas,
+                start,
+                sets: &[],
+                restart: false,
+                file: format!("{replicas}-pods-from-{start}.txt"),
+            });
+        }
+    }
+    for extra in role.extra {
+        cases.push(Case {
+            role: role.name,
+            replicas: extra.replicas,
+            start: extra.start,
+            sets: extra.sets,
+            restart: extra.restart,
+            file: format!(
+                "{}-pods-from-{}-{}.txt",
+                extra.replicas, extra.start, extra.tag
+            ),
+        });
+    }
+    cases
+}
+
+fn rolecall(args: &[String]) -> Output {
+    // A clean environment: POD_NAME, POD_NAMESPACE or ROLECALL_* from the caller must not leak in.
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .output()
+        .expect("run rolecall")
+}
+
+/// The flags that place a case's set; the caller adds the subcommand's own.
+fn set_args(case: &Case) -> Vec<String> {
+    let (namespace, domain) = placement(case.start);
+    let mut args: Vec<String> = [
+        "--role",
+        case.role,
+        "--replicas",
+        &case.replicas.to_string(),
+        "--start-ordinal",
+        &case.start.to_string(),
+        "--namespace",
+        namespace,
+        "--cluster-domain",
+        domain,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    for set in case.sets {
+        args.push("--set".into());
+        args.push(set.to_string());
+    }
+    if case.restart {
+        args.push("--data-dir".into());
+        args.push(USED_DATA_DIR.into());
+    }
+    args
+}
+
+/// Renders every pod of the case and lays out all files as one readable text: a header with
+/// the command, then `==> POD/FILE <==` and the whole file, for each pod in ordinal order.
+/// A set the role rejects gives the error `rolecall check` prints instead.
+fn render_case(case: &Case, docs: &str) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let args = set_args(case);
+    let mut text = format!(
+        "# rolecall render {}\n# checked against: {docs}\n",
+        args.join(" ")
+    );
+    let mut check = vec!["check".to_string(), "--name".into(), case.role.into()];
+    check.extend(args.iter().cloned());
+    let out = rolecall(&check);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    if !out.status.success() {
+        let code = out.status.code().unwrap_or(-1);
+        write!(
+            text,
+            "\nrolecall check fails with exit code {code}:\n{stderr}"
+        )
+        .unwrap();
+        return text;
+    }
+    for line in stderr.lines() {
+        writeln!(text, "{line}").unwrap();
+    }
+    for index in 0..case.replicas {
+        let pod = format!("{}-{}", case.role, case.start + index);
+        let dir = tmp.path().join(&pod);
+        let mut render = vec![
+            "render".to_string(),
+            "--quiet".into(),
+            "--hostname".into(),
+            pod.clone(),
+            "--out".into(),
+            dir.display().to_string(),
+        ];
+        render.extend(args.iter().cloned());
+        let out = rolecall(&render);
+        assert!(
+            out.status.success(),
+            "check passed but render of {pod} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (name, content, mode) in role_files(&dir) {
+            let mode = if mode == 0o644 {
+                String::new()
+            } else {
+                format!(" (mode {mode:04o})")
+            };
+            write!(text, "\n==> {pod}/{name}{mode} <==\n{content}").unwrap();
+            if !content.ends_with('\n') {
+                text.push_str("\n(no newline at end of file)\n");
+            }
+        }
+    }
+    text
+}
+
+/// The files a role wrote, by name: everything but rolecall's own `peers` and `rolecall.env`.
+fn role_files(dir: &Path) -> Vec<(String, String, u32)> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .map(|entry| entry.file_name().into_string().unwrap())
+        .filter(|name| name != "peers" && name != "rolecall.env")
+        .map(|name| {
+            let path = dir.join(&name);
+            let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+            (name, fs::read_to_string(&path).unwrap(), mode)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn expected_dir(role: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expected")
+        .join(role)
+}
+
+fn blessing() -> bool {
+    std::env::var_os("ROLECALL_BLESS").is_some_and(|v| v == "1")
+}
+
+/// Renders every case of a role and compares it with its expected file; with ROLECALL_BLESS=1,
+/// writes the expected files instead. Expected files no case produces are an error too.
+fn check_role(name: &str) {
+    let role = ROLES
+        .iter()
+        .find(|r| r.name == name)
+        .unwrap_or_else(|| panic!("no cases for role {name} in ROLES"));
+    let dir = expected_dir(name);
+    let mut failures = String::new();
+    let mut produced = BTreeSet::new();
+    for case in cases(role) {
+        let path = dir.join(&case.file);
+        produced.insert(case.file.clone());
+        let actual = render_case(&case, role.docs);
+        if blessing() {
+            fs::create_dir_all(&dir).unwrap();
+            if fs::read_to_string(&path).ok().as_deref() != Some(actual.as_str()) {
+                fs::write(&path, &actual).unwrap();
+                tell(&format!("blessed {}", path.display()));
+            }
+            continue;
+        }
+        match fs::read_to_string(&path) {
+            Ok(expected) if expected == actual => {}
+            Ok(expected) => {
+                let diff = similar::TextDiff::from_lines(&expected, &actual);
+                write!(
+                    failures,
+                    "\n{} differs (- expected, + rendered):\n{}",
+                    path.display(),
+                    diff.unified_diff().context_radius(2)
+                )
+                .unwrap();
+            }
+            Err(_) => write!(
+                failures,
+                "\n{} is missing; run with ROLECALL_BLESS=1, then review it\n",
+                path.display()
+            )
+            .unwrap(),
+        }
+    }
+    if let Ok(entries) = fs::read_dir(&dir) {
+        for entry in entries {
+            let file = entry.unwrap().file_name().into_string().unwrap();
+            if !produced.contains(&file) {
+                write!(
+                    failures,
+                    "\n{} belongs to no case; delete it\n",
+                    dir.join(&file).display()
+                )
+                .unwrap();
+            }
+        }
+    }
+    assert!(failures.is_empty(), "role {name}:{failures}");
+}
+
+#[test]
+fn every_builtin_role_has_expected_files() {
+    let out = rolecall(&["roles".to_string()]);
+    assert!(out.status.success());
+    let listed: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+        .collect();
+    let tested: BTreeSet<String> = ROLES.iter().map(|r| r.name.to_string()).collect();
+    let untested: Vec<_> = listed.difference(&tested).collect();
+    assert!(
+        untested.is_empty(),
+        "built-in roles without expected files: {untested:?}; add them to ROLES"
+    );
+    let unknown: Vec<_> = tested.difference(&listed).collect();
+    assert!(unknown.is_empty(), "ROLES names unknown roles: {unknown:?}");
+}
+
+/// `rolecall check --role NAME --replicas N` passes for every role at every size of the grid,
+/// except the sizes the role must refuse (their expected files show the error).
+#[test]
+fn check_passes_for_every_role() {
+    for role in ROLES {
+        for case in cases(role).iter().filter(|c| c.sets.is_empty()) {
+            let mut args = vec!["check".to_string(), "--name".into(), role.name.into()];
+            args.extend(set_args(case));
+            let out = rolecall(&args);
+            if role.refused.contains(&case.replicas) {
+                assert_eq!(
+                    out.status.code(),
+                    Some(4),
+                    "rolecall {} must refuse the size",
+                    args.join(" ")
+                );
+                continue;
+            }
+            assert!(
+                out.status.success(),
+                "rolecall {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let stdout = String::from_utf8(out.stdout).unwrap();
+            assert!(stdout.starts_with("rolecall: check ok"), "{stdout}");
+        }
+    }
+}
+
+#[test]
+fn etcd_renders_as_expected() {
+    check_role("etcd");
+}
+
+#[test]
+fn redis_renders_as_expected() {
+    check_role("redis");
+}
+
+#[test]
+fn redis_cluster_renders_as_expected() {
+    check_role("redis-cluster");
+}
+
+#[test]
+fn mysql_renders_as_expected() {
+    check_role("mysql");
+}
+
+#[test]
+fn zookeeper_renders_as_expected() {
+    check_role("zookeeper");
+}
+
+#[test]
+fn raft_renders_as_expected() {
+    check_role("raft");
+}
+
+#[test]
+fn mongodb_renders_as_expected() {
+    check_role("mongodb");
+}
+
+#[test]
+fn cassandra_renders_as_expected() {
+    check_role("cassandra");
+}
+
+#[test]
+fn elasticsearch_renders_as_expected() {
+    check_role("elasticsearch");
+}
+
+#[test]
+fn kafka_renders_as_expected() {
+    check_role("kafka");
+}

@@ -124,7 +124,10 @@ pub struct Rule {
 
 /// A rule bound: a number, or the name of a var holding one (an empty var disables the rule).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a rule bound: a whole number from 0, or the name of a var holding one"
+)]
 pub enum Bound {
     Index(u32),
     Var(String),
@@ -132,7 +135,11 @@ pub enum Bound {
 
 /// A file to render: a template name, written under the same name.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    deny_unknown_fields,
+    expecting = "a file: a template name, or { name = \"NAME\", mode = 0o644 } (only these keys)"
+)]
 pub enum FileSpec {
     Name(String),
     #[serde(rename_all = "snake_case")]
@@ -160,7 +167,10 @@ impl FileSpec {
 
 /// A template var: string, integer, float or boolean, as written in TOML.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a var default: a string, an integer, a float or a boolean"
+)]
 pub enum Var {
     Bool(bool),
     Int(i64),

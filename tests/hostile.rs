@@ -633,8 +633,27 @@ fn cases() -> Vec<Case> {
         role_case(
             "var of an unsupported type",
             4,
-            &["invalid role file"],
+            &[
+                "invalid role file",
+                "list = [1, 2]",
+                "a var default: a string",
+            ],
             &format!("{GOOD_ROLE}[vars]\nlist = [1, 2]\n"),
+        ),
+        role_case(
+            "unknown key in a file entry",
+            4,
+            &[
+                "mod = 0o755",
+                "{ name = \"NAME\", mode = 0o644 } (only these keys)",
+            ],
+            "description = \"x\"\nfiles = [{ name = \"main.cfg\", mod = 0o755 }]\n[[rules]]\nrole = \"a\"\n",
+        ),
+        role_case(
+            "negative rule bound",
+            4,
+            &["from = -1", "a rule bound: a whole number from 0"],
+            "description = \"x\"\nfiles = [\"main.cfg\"]\n[[rules]]\nrole = \"a\"\nfrom = -1\n",
         ),
         case(
             "role file missing",

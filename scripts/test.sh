@@ -4,4 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The fuzz targets must keep compiling; checked without libFuzzer they cost seconds (fuzz/README.md).
+# Not --locked: fuzz/Cargo.lock follows whatever dependencies rolecall gains.
+cargo fmt --check --manifest-path fuzz/Cargo.toml
+cargo clippy --manifest-path fuzz/Cargo.toml --no-default-features --target-dir target -- -D warnings
 cargo test --locked

@@ -68,9 +68,20 @@ impl Templates {
                 _ => good.push((name.as_str(), text.as_str())),
             }
         }
-        tera.add_raw_templates(good)
-            .map_err(|e| anyhow!("{e}"))
-            .context("cannot load templates")?;
+        // A key that parses may still fail tera's checks across templates (an unknown filter, an
+        // include of a missing key, an include cycle). Set such keys aside too, round by round, so
+        // an unused one cannot break every render; what renders or includes them fails instead.
+        while let Err(e) = tera.add_raw_templates(good.iter().copied()) {
+            let culprits = culprits(&e, &good);
+            if culprits.is_empty() {
+                return Err(anyhow!("{e}")).context("cannot load templates");
+            }
+            for (name, why) in culprits {
+                let origin = &sources[name].1;
+                broken.insert(name.to_string(), format!("{origin}: {why}"));
+            }
+            good.retain(|(name, _)| !broken.contains_key(*name));
+        }
         let origins = sources
             .into_iter()
             .map(|(name, (_, origin))| (name, origin))
@@ -92,7 +103,10 @@ impl Templates {
             let name = file.name();
             check_file_name(name)?;
             if let Some(why) = self.broken.get(name) {
-                bail!("template `{name}` cannot be used: {why}");
+                bail!(
+                    "template `{name}` cannot be used: {why}{}",
+                    self.hint(why, name)
+                );
             }
             if !self.origins.contains_key(name) {
                 let looked = match config_dir {
@@ -131,7 +145,10 @@ impl Templates {
                             MAX_OUTPUT_BYTES >> 20
                         )
                     } else {
-                        anyhow!("rendering {origin}:\n{e}{}", self.hint(&e))
+                        anyhow!(
+                            "rendering {origin}:\n{e}{}",
+                            self.hint(&e.to_string(), name)
+                        )
                     }
                 })?;
                 Ok(Rendered {
@@ -143,17 +160,51 @@ impl Templates {
             .collect()
     }
 
-    /// When a template includes a key that did not parse, say why it is missing.
-    fn hint(&self, e: &tera::Error) -> String {
-        let text = e.to_string();
+    /// When a template includes a key that did not load, say why it is missing.
+    fn hint(&self, text: &str, template: &str) -> String {
         self.broken
             .iter()
             .filter(|(name, _)| {
-                text.contains(&format!("`{name}`")) || text.contains(&format!("'{name}'"))
+                *name != template
+                    && (text.contains(&format!("`{name}`")) || text.contains(&format!("'{name}'")))
             })
             .map(|(_, why)| format!("\n(note: {why})"))
             .collect()
     }
+}
+
+/// The templates a failed load blames, each with its part of the error.
+fn culprits<'a>(e: &tera::Error, loaded: &[(&'a str, &str)]) -> BTreeMap<&'a str, String> {
+    let find = |name: &str| loaded.iter().map(|(n, _)| *n).find(|n| *n == name);
+    let mut blamed = BTreeMap::new();
+    match e.kind() {
+        tera::ErrorKind::CircularInclude { tpl, .. }
+        | tera::ErrorKind::CircularExtend { tpl, .. }
+        | tera::ErrorKind::MissingParent { current: tpl, .. } => {
+            if let Some(name) = find(tpl) {
+                blamed.insert(name, e.to_string());
+            }
+        }
+        _ => {
+            // Reference checks report every offending template as `error: ... --> NAME:L:C`.
+            for report in e.to_string().split("\n\nerror: ") {
+                let report = format!("error: {}", report.trim_start_matches("error: "));
+                let name = loaded
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| report.contains(&format!("--> {n}:")))
+                    .max_by_key(|n| n.len());
+                if let Some(name) = name {
+                    let why: &mut String = blamed.entry(name).or_default();
+                    if !why.is_empty() {
+                        why.push_str("\n\n");
+                    }
+                    why.push_str(&report);
+                }
+            }
+        }
+    }
+    blamed
 }
 
 fn new_tera() -> Tera {

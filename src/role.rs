@@ -124,7 +124,10 @@ pub struct Rule {
 
 /// A rule bound: a number, or the name of a var holding one (an empty var disables the rule).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a rule bound: a whole number from 0, or the name of a var holding one"
+)]
 pub enum Bound {
     Index(u32),
     Var(String),
@@ -132,7 +135,11 @@ pub enum Bound {
 
 /// A file to render: a template name, written under the same name.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    deny_unknown_fields,
+    expecting = "a file: a template name, or { name = \"NAME\", mode = 0o644 } (only these keys)"
+)]
 pub enum FileSpec {
     Name(String),
     #[serde(rename_all = "snake_case")]
@@ -160,7 +167,10 @@ impl FileSpec {
 
 /// A template var: string, integer, float or boolean, as written in TOML.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "a var default: a string, an integer, a float or a boolean"
+)]
 pub enum Var {
     Bool(bool),
     Int(i64),
@@ -226,7 +236,23 @@ pub fn apply_sets(
         };
         vars.insert(key.clone(), var);
     }
+    if let Some((a, b)) = same_env_name(&vars) {
+        bail!(
+            "--set: vars `{a}` and `{b}` would both be exported as ROLECALL_VAR_{}; `eval \"$(rolecall env)\"` would see only one; use one spelling",
+            a.to_ascii_uppercase()
+        );
+    }
     Ok((vars, undeclared))
+}
+
+/// Two var names that differ only in case share one environment variable name
+/// (`ROLECALL_VAR_KEY`), so one value would silently shadow the other in `rolecall env`.
+fn same_env_name(vars: &Vars) -> Option<(&str, &str)> {
+    let mut seen = BTreeMap::new();
+    vars.keys().find_map(|key| {
+        seen.insert(key.to_ascii_uppercase(), key.as_str())
+            .map(|other| (other, key.as_str()))
+    })
 }
 
 /// A name that works as a tera identifier and, upper-cased, as a shell variable name.
@@ -385,7 +411,8 @@ impl Role {
         Ok(role)
     }
 
-    fn new(
+    /// A role from the text of a role.toml and its templates (public for the fuzz targets).
+    pub fn new(
         name: String,
         spec_text: &str,
         templates: BTreeMap<String, Template>,
@@ -454,6 +481,12 @@ impl Role {
                 is_identifier(key),
                 "var name `{}` is not an identifier ([A-Za-z_][A-Za-z0-9_]*)",
                 key.escape_debug()
+            );
+        }
+        if let Some((a, b)) = same_env_name(&spec.vars) {
+            bail!(
+                "vars `{a}` and `{b}` would both be exported as ROLECALL_VAR_{}; rename one",
+                a.to_ascii_uppercase()
             );
         }
         for file in self.all_files() {

@@ -215,12 +215,13 @@ pub fn preview(
 ) -> anyhow::Result<(String, Vec<(String, Change)>)> {
     let mut out = String::new();
     let mut changes = Vec::new();
+    let dir_exists = out_dir_exists(dir)?;
     for file in files {
         check_file_name(&file.name)?;
         let path = dir.join(&file.name);
         let shown = path.display();
         // A missing output directory is fine: nothing is there yet.
-        let existing = if dir.is_dir() {
+        let existing = if dir_exists {
             existing(dir, &file.name)?
         } else {
             Existing::Missing
@@ -274,6 +275,39 @@ pub fn preview(
         changes.push((file.name.clone(), change));
     }
     Ok((out, changes))
+}
+
+/// Whether `dir` exists; an error where `write_all` could not create or use it (a file or a
+/// dangling symlink on the way), so a dry run fails where the render would.
+fn out_dir_exists(dir: &Path) -> anyhow::Result<bool> {
+    let mut path = dir;
+    loop {
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => return Ok(path == dir),
+            Ok(_) if path == dir => bail!("output {} is not a directory", dir.display()),
+            Ok(_) => bail!(
+                "cannot create output directory {}: {} is not a directory",
+                dir.display(),
+                path.display()
+            ),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if fs::symlink_metadata(path).is_ok() {
+                    bail!(
+                        "cannot create output directory {}: {} is a symlink to nothing",
+                        dir.display(),
+                        path.display()
+                    );
+                }
+                match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => path = parent,
+                    _ => return Ok(false),
+                }
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("cannot inspect {}", path.display()));
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! Pure: the hostname and the settings come in, nothing is read here.
 
 use anyhow::{bail, ensure};
-use regex::Regex;
+use regex::bytes::{Regex, RegexBuilder};
 
 use crate::cli::MAX_ORDINAL;
 
@@ -55,6 +55,39 @@ pub fn pod_name(name: &str, ordinal: u32) -> String {
     format!("{name}-{ordinal}")
 }
 
+/// Compiles `--ordinal-regex`. It runs in ASCII mode over the hostname's bytes: `\d` is
+/// `[0-9]`, `\w` is `[0-9A-Za-z_]`, `(?i)` folds ASCII. A pod hostname is a DNS label, so
+/// that matches exactly what Unicode mode would, without the Unicode tables (hundreds of KiB of
+/// the static binary). Unicode classes (`\p{..}`, `(?u)`) are refused with a message saying so.
+pub fn ordinal_regex(pattern: &str) -> anyhow::Result<Regex> {
+    // Shown as given: escaping would double every backslash of the pattern.
+    let shown = pattern;
+    let regex = match RegexBuilder::new(pattern).unicode(false).build() {
+        Ok(regex) => regex,
+        // The parse error shows the pattern with a caret under the Unicode class; its last line
+        // would talk about crate features, so say instead what to write.
+        Err(e) if e.to_string().contains("Unicode") => {
+            let text = e.to_string();
+            let caret = text
+                .lines()
+                .filter(|l| l.starts_with("    "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            bail!(
+                "--ordinal-regex `{shown}` is not supported: hostnames are ASCII DNS labels and \
+                 rolecall matches them in ASCII mode, without Unicode classes (\\p{{..}}, (?u)); \
+                 use ASCII classes like [a-z], [0-9], \\d or \\w\n{caret}"
+            )
+        }
+        Err(e) => bail!("--ordinal-regex `{shown}` is not a valid regex: {e}"),
+    };
+    ensure!(
+        regex.capture_names().any(|n| n == Some("ordinal")),
+        "--ordinal-regex `{shown}` has no named group `ordinal`; write it like `^(?P<name>.+)-(?P<ordinal>[0-9]+)$`"
+    );
+    Ok(regex)
+}
+
 /// Splits `web-2` (or `web-2.web.ns.svc.cluster.local`) into `("web", 2)`.
 pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
     ensure!(
@@ -64,7 +97,7 @@ pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
     // With setHostnameAsFQDN the kernel hostname is the pod's FQDN; the pod name is its first label.
     let short = hostname.split('.').next().unwrap_or(hostname);
     let shown = hostname.escape_debug();
-    let Some(caps) = regex.captures(short) else {
+    let Some(caps) = regex.captures(short.as_bytes()) else {
         bail!(
             "hostname `{shown}` has no ordinal suffix (it does not match `{regex}`); \
              pass --hostname NAME-N, or --ordinal-regex for another naming scheme"
@@ -75,23 +108,27 @@ pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
             "hostname `{shown}`: the `ordinal` group of `{regex}` did not take part in the match"
         );
     };
-    let ordinal = parse_ordinal(digits.as_str()).map_err(|why| {
+    // The regex works on bytes: a group may split a non-ASCII character, so check for text.
+    let text = |m: regex::bytes::Match| String::from_utf8_lossy(m.as_bytes()).into_owned();
+    let ordinal = parse_ordinal(&text(digits)).map_err(|why| {
         anyhow::anyhow!(
             "hostname `{shown}`: ordinal `{}` {why}",
-            digits.as_str().escape_debug()
+            text(digits).escape_debug()
         )
     })?;
     let name = match caps.name("name") {
-        Some(name) => name.as_str(),
-        None => short[..digits.start()].trim_end_matches(['-', '_', '.']),
+        Some(name) => text(name),
+        None => String::from_utf8_lossy(&short.as_bytes()[..digits.start()])
+            .trim_end_matches(['-', '_', '.'])
+            .to_string(),
     };
     ensure!(
-        is_dns_label(&pod_name(name, ordinal)),
+        is_dns_label(&pod_name(&name, ordinal)),
         "hostname `{shown}`: pod name `{}` is not a DNS label (lowercase letters, digits and `-`, \
          at most 63 characters), as StatefulSet pod names are",
-        pod_name(name, ordinal).escape_debug()
+        pod_name(&name, ordinal).escape_debug()
     );
-    Ok((name.to_string(), ordinal))
+    Ok((name, ordinal))
 }
 
 fn parse_ordinal(digits: &str) -> Result<u32, String> {
@@ -149,7 +186,7 @@ mod tests {
     use super::*;
 
     fn default_regex() -> Regex {
-        Regex::new(r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$").unwrap()
+        ordinal_regex(r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$").unwrap()
     }
 
     fn shape(start: u32, replicas: Option<u32>) -> Shape {
@@ -200,11 +237,62 @@ mod tests {
 
     #[test]
     fn a_regex_without_a_name_group_takes_the_prefix() {
-        let re = Regex::new(r"(?P<ordinal>[0-9]+)$").unwrap();
+        let re = ordinal_regex(r"(?P<ordinal>[0-9]+)$").unwrap();
         assert_eq!(
             split("kafka-broker-7", &re).unwrap(),
             ("kafka-broker".to_string(), 7)
         );
+    }
+
+    #[test]
+    fn ordinal_regex_uses_ascii_classes_and_case_folding() {
+        for pattern in [
+            r"^(?P<name>\w+)-(?P<ordinal>\d+)$",
+            r"(?i)^(?P<name>WEB)-(?P<ordinal>\d+)$",
+            r"^(?P<name>[[:alpha:]]+)\b-(?P<ordinal>[0-9]+)\s*$",
+        ] {
+            let re = ordinal_regex(pattern).unwrap();
+            assert_eq!(
+                split("web-12", &re).unwrap(),
+                ("web".into(), 12),
+                "{pattern}"
+            );
+        }
+        // ASCII `\d` does not take other scripts' digits for an ordinal.
+        let re = ordinal_regex(r"^(?P<name>.+)-(?P<ordinal>\d+)$").unwrap();
+        assert!(split("web-\u{663}", &re).is_err());
+    }
+
+    #[test]
+    fn unicode_classes_in_the_ordinal_regex_are_refused_with_a_clear_message() {
+        // This holds only while nothing, not even a dev-dependency, turns on regex's Unicode
+        // features (Cargo unifies features): keep predicates without its `regex` feature.
+        for pattern in [
+            r"^(?P<name>\pL+)-(?P<ordinal>[0-9]+)$",
+            r"^(?P<name>\p{Greek}+)-(?P<ordinal>[0-9]+)$",
+            r"(?u)^(?P<name>\w+)-(?P<ordinal>\d+)$",
+            r"^(?P<name>(?u:\w)+)-(?P<ordinal>\d+)$",
+        ] {
+            let err = format!("{:#}", ordinal_regex(pattern).unwrap_err());
+            assert!(err.contains("is not supported"), "{pattern}: {err}");
+            assert!(err.contains("ASCII"), "{pattern}: {err}");
+            assert!(!err.contains("feature"), "{pattern}: {err}");
+        }
+        let err = ordinal_regex(r"^(?P<ordinal>[0-9").unwrap_err().to_string();
+        assert!(err.contains("not a valid regex"), "{err}");
+        let err = ordinal_regex(r"^(.+)-(\d+)$").unwrap_err().to_string();
+        assert!(err.contains("no named group `ordinal`"), "{err}");
+    }
+
+    #[test]
+    fn groups_that_split_a_character_are_rejected_not_panicked() {
+        // Over bytes, `.` takes one byte of `é`: the name is not text, the ordinal not a number.
+        let re = ordinal_regex(r"^(?P<name>..)(?P<ordinal>.*)$").unwrap();
+        assert!(split("w\u{e9}-1", &re).is_err());
+        let re = ordinal_regex(r"^(?P<name>.{2})-?(?P<ordinal>[0-9]+)").unwrap();
+        assert!(split("\u{e9}1", &re).is_err());
+        let re = ordinal_regex(r"(?P<ordinal>[0-9]+)").unwrap();
+        assert!(split("\u{e9}\u{e9}1", &re).is_err());
     }
 
     #[test]

@@ -27,7 +27,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `defer`: clap builds a subcommand's arguments only when that subcommand runs. Building all of
+/// them up front was half of the instructions of a whole `render`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Render this pod's config files, peers file and rolecall.env into --out
     Render(RenderArgs),
@@ -45,7 +48,8 @@ pub enum Command {
     Exec(ExecArgs),
 }
 
-/// Who this pod is and where the pods of its set live.
+// Who this pod is and where the pods of its set live. (A `//` comment: with `defer`, a doc
+// comment on a flattened struct would replace the subcommand's own help line.)
 #[derive(Debug, Args)]
 pub struct PodArgs {
     /// Pod hostname [default: env POD_NAME, else the kernel hostname]
@@ -90,7 +94,7 @@ pub struct PodArgs {
     pub cluster_domain: Option<String>,
 }
 
-/// Which role this set plays and where its templates come from.
+// Which role this set plays and where its templates come from. (`//`: see PodArgs.)
 #[derive(Debug, Args)]
 pub struct RoleArgs {
     /// Built-in role NAME (see `rolecall roles`) or a path to a role.toml
@@ -275,4 +279,15 @@ pub struct ExecArgs {
     /// The command to run after rendering, and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// With `defer`, a subcommand's arguments are built only when it runs: check them all here.
+    #[test]
+    fn every_subcommand_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -4,4 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The static musl binary: built once into target/static, size budget checked; the scratch-image
+# test of `cargo test` runs that same binary in an empty root.
+scripts/size.sh
 cargo test --locked

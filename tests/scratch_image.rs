@@ -431,3 +431,41 @@ fn bad_input_gets_its_exit_code_not_a_panic_in_an_empty_root() {
         "a failed run wrote into /out"
     );
 }
+
+/// The Dockerfile cannot be built here (no Docker engine): check that it ships what the tests
+/// above run, the static musl binary alone at /rolecall as 65532:65532, and that its build context
+/// holds what its build stage copies.
+#[test]
+fn dockerfile_ships_what_these_tests_run() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
+    let (build, image) = dockerfile.rsplit_once("\nFROM ").unwrap();
+    assert!(
+        build.contains("cargo build --release --locked --target x86_64-unknown-linux-musl"),
+        "the build stage must build the tested static binary"
+    );
+    let image_lines: Vec<&str> = image.lines().collect();
+    assert_eq!(image_lines[0], "scratch");
+    let copies: Vec<_> = image_lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("COPY") || l.starts_with("ADD"))
+        .collect();
+    assert_eq!(copies, ["COPY --from=build /rolecall /rolecall"]);
+    assert!(image_lines.contains(&format!("USER {UID}:{GID}").as_str()));
+    assert!(image_lines.contains(&r#"ENTRYPOINT ["/rolecall"]"#));
+    assert!(image_lines.contains(&format!("ARG VERSION={}", env!("CARGO_PKG_VERSION")).as_str()));
+
+    let ignore = fs::read_to_string(dir.join(".dockerignore")).unwrap();
+    for line in build.lines().filter(|l| l.starts_with("COPY ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        for source in &words[1..words.len() - 1] {
+            let allowed = format!("!{}", source.trim_end_matches('/'));
+            assert!(
+                ignore.lines().any(|l| l.trim_end_matches('/') == allowed),
+                ".dockerignore keeps {source} out of the build context"
+            );
+            assert!(dir.join(source).exists(), "{source} does not exist");
+        }
+    }
+}

@@ -290,4 +290,26 @@ mod tests {
     fn every_subcommand_definition_is_valid() {
         super::Cli::command().debug_assert();
     }
+
+    /// With `defer`, the doc comment of an `Args` struct, applied when the subcommand is built,
+    /// would replace the subcommand's own help line.
+    #[test]
+    fn building_a_subcommand_keeps_its_help_line() {
+        let about = |cmd: &clap::Command, name: &str| {
+            let sub = cmd.find_subcommand(name).unwrap();
+            sub.get_about().map(|a| a.to_string()).unwrap_or_default()
+        };
+        let declared = super::Cli::command();
+        let mut built = super::Cli::command();
+        built.build();
+        for sub in declared.get_subcommands() {
+            let name = sub.get_name();
+            assert_eq!(
+                about(&built, name),
+                about(&declared, name),
+                "the help line of `{name}` was replaced by an Args struct's doc comment: make that \
+                 a `//` comment"
+            );
+        }
+    }
 }

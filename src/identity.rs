@@ -2,7 +2,7 @@
 //! Pure: the hostname and the settings come in, nothing is read here.
 
 use anyhow::{bail, ensure};
-use regex::bytes::{Regex, RegexBuilder};
+use regex_lite::Regex;
 
 use crate::cli::MAX_ORDINAL;
 
@@ -55,30 +55,20 @@ pub fn pod_name(name: &str, ordinal: u32) -> String {
     format!("{name}-{ordinal}")
 }
 
-/// Compiles `--ordinal-regex`. It runs in ASCII mode over the hostname's bytes: `\d` is
-/// `[0-9]`, `\w` is `[0-9A-Za-z_]`, `(?i)` folds ASCII. A pod hostname is a DNS label, so
-/// that matches exactly what Unicode mode would, without the Unicode tables (hundreds of KiB of
-/// the static binary). Unicode classes (`\p{..}`, `(?u)`) are refused with a message saying so.
+/// Compiles `--ordinal-regex`, with regex-lite: its classes are ASCII (`\d` is `[0-9]`, `\w` is
+/// `[0-9A-Za-z_]`, `(?i)` folds ASCII only). A pod hostname is a DNS label, so that matches exactly
+/// what Unicode classes would, for a fraction of the static binary the `regex` crate takes.
+/// Unicode classes (`\p{..}`) are refused with a message saying so.
 pub fn ordinal_regex(pattern: &str) -> anyhow::Result<Regex> {
     // Shown as given: escaping would double every backslash of the pattern.
     let shown = pattern;
-    let regex = match RegexBuilder::new(pattern).unicode(false).build() {
+    let regex = match Regex::new(pattern) {
         Ok(regex) => regex,
-        // The parse error shows the pattern with a caret under the Unicode class; its last line
-        // would talk about crate features, so say instead what to write.
-        Err(e) if e.to_string().contains("Unicode") => {
-            let text = e.to_string();
-            let caret = text
-                .lines()
-                .filter(|l| l.starts_with("    "))
-                .collect::<Vec<_>>()
-                .join("\n");
-            bail!(
-                "--ordinal-regex `{shown}` is not supported: hostnames are ASCII DNS labels and \
-                 rolecall matches them in ASCII mode, without Unicode classes (\\p{{..}}, (?u)); \
-                 use ASCII classes like [a-z], [0-9], \\d or \\w\n{caret}"
-            )
-        }
+        Err(e) if e.to_string().contains("Unicode") => bail!(
+            "--ordinal-regex `{shown}` is not supported: it has a Unicode class (\\p{{..}}), and \
+             rolecall matches hostnames, which are ASCII DNS labels, with ASCII classes only; \
+             use classes like [a-z], [0-9], \\d or \\w"
+        ),
         Err(e) => bail!("--ordinal-regex `{shown}` is not a valid regex: {e}"),
     };
     ensure!(
@@ -97,38 +87,36 @@ pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
     // With setHostnameAsFQDN the kernel hostname is the pod's FQDN; the pod name is its first label.
     let short = hostname.split('.').next().unwrap_or(hostname);
     let shown = hostname.escape_debug();
-    let Some(caps) = regex.captures(short.as_bytes()) else {
+    let Some(caps) = regex.captures(short) else {
         bail!(
-            "hostname `{shown}` has no ordinal suffix (it does not match `{regex}`); \
-             pass --hostname NAME-N, or --ordinal-regex for another naming scheme"
+            "hostname `{shown}` has no ordinal suffix (it does not match `{}`); \
+             pass --hostname NAME-N, or --ordinal-regex for another naming scheme",
+            regex.as_str()
         );
     };
     let Some(digits) = caps.name("ordinal") else {
         bail!(
-            "hostname `{shown}`: the `ordinal` group of `{regex}` did not take part in the match"
+            "hostname `{shown}`: the `ordinal` group of `{}` did not take part in the match",
+            regex.as_str()
         );
     };
-    // The regex works on bytes: a group may split a non-ASCII character, so check for text.
-    let text = |m: regex::bytes::Match| String::from_utf8_lossy(m.as_bytes()).into_owned();
-    let ordinal = parse_ordinal(&text(digits)).map_err(|why| {
+    let ordinal = parse_ordinal(digits.as_str()).map_err(|why| {
         anyhow::anyhow!(
             "hostname `{shown}`: ordinal `{}` {why}",
-            text(digits).escape_debug()
+            digits.as_str().escape_debug()
         )
     })?;
     let name = match caps.name("name") {
-        Some(name) => text(name),
-        None => String::from_utf8_lossy(&short.as_bytes()[..digits.start()])
-            .trim_end_matches(['-', '_', '.'])
-            .to_string(),
+        Some(name) => name.as_str(),
+        None => short[..digits.start()].trim_end_matches(['-', '_', '.']),
     };
     ensure!(
-        is_dns_label(&pod_name(&name, ordinal)),
+        is_dns_label(&pod_name(name, ordinal)),
         "hostname `{shown}`: pod name `{}` is not a DNS label (lowercase letters, digits and `-`, \
          at most 63 characters), as StatefulSet pod names are",
-        pod_name(&name, ordinal).escape_debug()
+        pod_name(name, ordinal).escape_debug()
     );
-    Ok((name, ordinal))
+    Ok((name.to_string(), ordinal))
 }
 
 fn parse_ordinal(digits: &str) -> Result<u32, String> {
@@ -265,34 +253,34 @@ mod tests {
 
     #[test]
     fn unicode_classes_in_the_ordinal_regex_are_refused_with_a_clear_message() {
-        // This holds only while nothing, not even a dev-dependency, turns on regex's Unicode
-        // features (Cargo unifies features): keep predicates without its `regex` feature.
         for pattern in [
             r"^(?P<name>\pL+)-(?P<ordinal>[0-9]+)$",
             r"^(?P<name>\p{Greek}+)-(?P<ordinal>[0-9]+)$",
-            r"(?u)^(?P<name>\w+)-(?P<ordinal>\d+)$",
-            r"^(?P<name>(?u:\w)+)-(?P<ordinal>\d+)$",
+            r"^(?P<name>[\p{L}-]+)-(?P<ordinal>\d+)$",
         ] {
             let err = format!("{:#}", ordinal_regex(pattern).unwrap_err());
             assert!(err.contains("is not supported"), "{pattern}: {err}");
             assert!(err.contains("ASCII"), "{pattern}: {err}");
-            assert!(!err.contains("feature"), "{pattern}: {err}");
         }
         let err = ordinal_regex(r"^(?P<ordinal>[0-9").unwrap_err().to_string();
         assert!(err.contains("not a valid regex"), "{err}");
         let err = ordinal_regex(r"^(.+)-(\d+)$").unwrap_err().to_string();
         assert!(err.contains("no named group `ordinal`"), "{err}");
+        // `(?u)` is accepted but brings no Unicode classes: `\w` stays ASCII.
+        let re = ordinal_regex(r"(?u)^(?P<name>\w+)-(?P<ordinal>\d+)$").unwrap();
+        assert!(split("w\u{e9}b-1", &re).is_err());
     }
 
     #[test]
-    fn groups_that_split_a_character_are_rejected_not_panicked() {
-        // Over bytes, `.` takes one byte of `é`: the name is not text, the ordinal not a number.
-        let re = ordinal_regex(r"^(?P<name>..)(?P<ordinal>.*)$").unwrap();
-        assert!(split("w\u{e9}-1", &re).is_err());
-        let re = ordinal_regex(r"^(?P<name>.{2})-?(?P<ordinal>[0-9]+)").unwrap();
-        assert!(split("\u{e9}1", &re).is_err());
-        let re = ordinal_regex(r"(?P<ordinal>[0-9]+)").unwrap();
-        assert!(split("\u{e9}\u{e9}1", &re).is_err());
+    fn non_ascii_hostnames_are_rejected_not_panicked() {
+        for (pattern, host) in [
+            (r"^(?P<name>.)(?P<ordinal>.+)$", "w\u{e9}-1"),
+            (r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$", "\u{e9}-1"),
+            (r"(?P<ordinal>[0-9]+)", "\u{e9}\u{e9}1"),
+        ] {
+            let re = ordinal_regex(pattern).unwrap();
+            assert!(split(host, &re).is_err(), "{pattern} {host}");
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
-use regex::bytes::Regex;
+use regex_lite::Regex;
 
 use crate::cli::{MAX_ORDINAL, PodArgs, RenderArgs, RoleArgs};
 use crate::configdir::{self, Keys};

@@ -37,7 +37,7 @@ if ((${#missing[@]})); then
     exit 1
 fi
 gnu_time=
-if [[ -x /usr/bin/time ]] && /usr/bin/time -v true 2>&1 | grep -q 'Maximum resident'; then
+if [[ -x /usr/bin/time && $(/usr/bin/time -v true 2>&1) == *"Maximum resident"* ]]; then
     gnu_time=/usr/bin/time
 else
     missing+=("GNU time at /usr/bin/time (peak RSS rows): apt-get install time")
@@ -88,7 +88,11 @@ bench() {
     local args=(-N --style none --export-csv "$csv" -n "$name" "$@")
     [[ -n $prepare ]] && args+=(--prepare "$prepare")
     printf '  %-34s' "$name" >&2
-    hyperfine "${args[@]}" "$command" >/dev/null
+    # Its warnings (outliers on a busy machine) would bury the progress lines; its errors are shown.
+    if ! hyperfine "${args[@]}" "$command" >/dev/null 2>"$work/hyperfine.err"; then
+        cat "$work/hyperfine.err" >&2
+        exit 1
+    fi
     tail -n 1 "$csv" >>"$results"
     awk -F, '{ printf " median %.2f ms\n", $4 * 1000 }' <(tail -n 1 "$csv") >&2
 }

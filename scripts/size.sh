@@ -28,13 +28,15 @@ if command -v readelf >/dev/null; then
         echo "size.sh: $binary is not an ELF executable" >&2
         exit 1
     fi
-    if readelf -lW "$binary" | grep -q 'INTERP'; then
+    # Captured, not piped into `grep -q`: with pipefail, grep quitting early fails the pipe.
+    headers=$(readelf -lW "$binary") dynamic=$(readelf -dW "$binary")
+    if [[ $headers == *INTERP* ]]; then
         echo "size.sh: $binary has a program interpreter: it is not static" >&2
         exit 1
     fi
-    if readelf -dW "$binary" | grep -q '(NEEDED)'; then
+    if [[ $dynamic == *'(NEEDED)'* ]]; then
         echo "size.sh: $binary needs shared libraries: it is not static" >&2
-        readelf -dW "$binary" | grep '(NEEDED)' >&2
+        grep '(NEEDED)' <<<"$dynamic" >&2
         exit 1
     fi
     static="static (no INTERP, no NEEDED)"

@@ -8,4 +8,7 @@ cargo clippy --locked --all-targets -- -D warnings
 # Not --locked: fuzz/Cargo.lock follows whatever dependencies rolecall gains.
 cargo fmt --check --manifest-path fuzz/Cargo.toml
 cargo clippy --manifest-path fuzz/Cargo.toml --no-default-features --target-dir target -- -D warnings
+# The static musl binary: built once into target/static, size budget checked; the scratch-image
+# test of `cargo test` runs that same binary in an empty root.
+scripts/size.sh
 cargo test --locked

@@ -27,7 +27,10 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `defer`: clap builds a subcommand's arguments only when that subcommand runs. Building all of
+/// them up front was half of the instructions of a whole `render`.
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 pub enum Command {
     /// Render this pod's config files, peers file and rolecall.env into --out
     Render(RenderArgs),
@@ -47,7 +50,8 @@ pub enum Command {
     Wait(WaitCmdArgs),
 }
 
-/// Who this pod is and where the pods of its set live.
+// Who this pod is and where the pods of its set live. (A `//` comment: with `defer`, a doc
+// comment on a flattened struct would replace the subcommand's own help line.)
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Pod identity")]
 pub struct PodArgs {
@@ -93,7 +97,7 @@ pub struct PodArgs {
     pub cluster_domain: Option<String>,
 }
 
-/// Which role this set plays and where its templates come from.
+// Which role this set plays and where its templates come from. (`//`: see PodArgs.)
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Role and templates")]
 pub struct RoleArgs {
@@ -196,7 +200,7 @@ pub struct RenderArgs {
     pub wait: WaitArgs,
 }
 
-/// What to wait for before going on, and for how long (shared by render, exec and wait).
+// What to wait for before going on, and for how long (shared by render, exec and wait). (`//`: see PodArgs.)
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Waiting")]
 pub struct WaitArgs {
@@ -329,7 +333,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// `rolecall wait`: the shared wait flags, with `--wait-for` spelled `--for` and required.
+// `rolecall wait`: the shared wait flags, with `--wait-for` spelled `--for` and required. (`//`: see PodArgs.)
 #[derive(Debug, Args)]
 #[command(mut_arg("targets", |arg| arg
     .long("for")
@@ -350,4 +354,37 @@ pub struct WaitCmdArgs {
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// With `defer`, a subcommand's arguments are built only when it runs: check them all here.
+    #[test]
+    fn every_subcommand_definition_is_valid() {
+        super::Cli::command().debug_assert();
+    }
+
+    /// With `defer`, the doc comment of an `Args` struct, applied when the subcommand is built,
+    /// would replace the subcommand's own help line.
+    #[test]
+    fn building_a_subcommand_keeps_its_help_line() {
+        let about = |cmd: &clap::Command, name: &str| {
+            let sub = cmd.find_subcommand(name).unwrap();
+            sub.get_about().map(|a| a.to_string()).unwrap_or_default()
+        };
+        let declared = super::Cli::command();
+        let mut built = super::Cli::command();
+        built.build();
+        for sub in declared.get_subcommands() {
+            let name = sub.get_name();
+            assert_eq!(
+                about(&built, name),
+                about(&declared, name),
+                "the help line of `{name}` was replaced by an Args struct's doc comment: make that \
+                 a `//` comment"
+            );
+        }
+    }
 }

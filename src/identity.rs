@@ -2,7 +2,7 @@
 //! Pure: the hostname and the settings come in, nothing is read here.
 
 use anyhow::{bail, ensure};
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::cli::MAX_ORDINAL;
 
@@ -55,6 +55,29 @@ pub fn pod_name(name: &str, ordinal: u32) -> String {
     format!("{name}-{ordinal}")
 }
 
+/// Compiles `--ordinal-regex`, with regex-lite: its classes are ASCII (`\d` is `[0-9]`, `\w` is
+/// `[0-9A-Za-z_]`, `(?i)` folds ASCII only). A pod hostname is a DNS label, so that matches exactly
+/// what Unicode classes would, for a fraction of the static binary the `regex` crate takes.
+/// Unicode classes (`\p{..}`) are refused with a message saying so.
+pub fn ordinal_regex(pattern: &str) -> anyhow::Result<Regex> {
+    // Shown as given: escaping would double every backslash of the pattern.
+    let shown = pattern;
+    let regex = match Regex::new(pattern) {
+        Ok(regex) => regex,
+        Err(e) if e.to_string().contains("Unicode") => bail!(
+            "--ordinal-regex `{shown}` is not supported: it has a Unicode class (\\p{{..}}), and \
+             rolecall matches hostnames, which are ASCII DNS labels, with ASCII classes only; \
+             use classes like [a-z], [0-9], \\d or \\w"
+        ),
+        Err(e) => bail!("--ordinal-regex `{shown}` is not a valid regex: {e}"),
+    };
+    ensure!(
+        regex.capture_names().any(|n| n == Some("ordinal")),
+        "--ordinal-regex `{shown}` has no named group `ordinal`; write it like `^(?P<name>.+)-(?P<ordinal>[0-9]+)$`"
+    );
+    Ok(regex)
+}
+
 /// Splits `web-2` (or `web-2.web.ns.svc.cluster.local`) into `("web", 2)`.
 pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
     ensure!(
@@ -66,13 +89,15 @@ pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
     let shown = hostname.escape_debug();
     let Some(caps) = regex.captures(short) else {
         bail!(
-            "hostname `{shown}` has no ordinal suffix (it does not match `{regex}`); \
-             pass --hostname NAME-N, or --ordinal-regex for another naming scheme"
+            "hostname `{shown}` has no ordinal suffix (it does not match `{}`); \
+             pass --hostname NAME-N, or --ordinal-regex for another naming scheme",
+            regex.as_str()
         );
     };
     let Some(digits) = caps.name("ordinal") else {
         bail!(
-            "hostname `{shown}`: the `ordinal` group of `{regex}` did not take part in the match"
+            "hostname `{shown}`: the `ordinal` group of `{}` did not take part in the match",
+            regex.as_str()
         );
     };
     let ordinal = parse_ordinal(digits.as_str()).map_err(|why| {
@@ -149,7 +174,7 @@ mod tests {
     use super::*;
 
     fn default_regex() -> Regex {
-        Regex::new(r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$").unwrap()
+        ordinal_regex(r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$").unwrap()
     }
 
     fn shape(start: u32, replicas: Option<u32>) -> Shape {
@@ -200,11 +225,62 @@ mod tests {
 
     #[test]
     fn a_regex_without_a_name_group_takes_the_prefix() {
-        let re = Regex::new(r"(?P<ordinal>[0-9]+)$").unwrap();
+        let re = ordinal_regex(r"(?P<ordinal>[0-9]+)$").unwrap();
         assert_eq!(
             split("kafka-broker-7", &re).unwrap(),
             ("kafka-broker".to_string(), 7)
         );
+    }
+
+    #[test]
+    fn ordinal_regex_uses_ascii_classes_and_case_folding() {
+        for pattern in [
+            r"^(?P<name>\w+)-(?P<ordinal>\d+)$",
+            r"(?i)^(?P<name>WEB)-(?P<ordinal>\d+)$",
+            r"^(?P<name>[[:alpha:]]+)\b-(?P<ordinal>[0-9]+)\s*$",
+        ] {
+            let re = ordinal_regex(pattern).unwrap();
+            assert_eq!(
+                split("web-12", &re).unwrap(),
+                ("web".into(), 12),
+                "{pattern}"
+            );
+        }
+        // ASCII `\d` does not take other scripts' digits for an ordinal.
+        let re = ordinal_regex(r"^(?P<name>.+)-(?P<ordinal>\d+)$").unwrap();
+        assert!(split("web-\u{663}", &re).is_err());
+    }
+
+    #[test]
+    fn unicode_classes_in_the_ordinal_regex_are_refused_with_a_clear_message() {
+        for pattern in [
+            r"^(?P<name>\pL+)-(?P<ordinal>[0-9]+)$",
+            r"^(?P<name>\p{Greek}+)-(?P<ordinal>[0-9]+)$",
+            r"^(?P<name>[\p{L}-]+)-(?P<ordinal>\d+)$",
+        ] {
+            let err = format!("{:#}", ordinal_regex(pattern).unwrap_err());
+            assert!(err.contains("is not supported"), "{pattern}: {err}");
+            assert!(err.contains("ASCII"), "{pattern}: {err}");
+        }
+        let err = ordinal_regex(r"^(?P<ordinal>[0-9").unwrap_err().to_string();
+        assert!(err.contains("not a valid regex"), "{err}");
+        let err = ordinal_regex(r"^(.+)-(\d+)$").unwrap_err().to_string();
+        assert!(err.contains("no named group `ordinal`"), "{err}");
+        // `(?u)` is accepted but brings no Unicode classes: `\w` stays ASCII.
+        let re = ordinal_regex(r"(?u)^(?P<name>\w+)-(?P<ordinal>\d+)$").unwrap();
+        assert!(split("w\u{e9}b-1", &re).is_err());
+    }
+
+    #[test]
+    fn non_ascii_hostnames_are_rejected_not_panicked() {
+        for (pattern, host) in [
+            (r"^(?P<name>.)(?P<ordinal>.+)$", "w\u{e9}-1"),
+            (r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$", "\u{e9}-1"),
+            (r"(?P<ordinal>[0-9]+)", "\u{e9}\u{e9}1"),
+        ] {
+            let re = ordinal_regex(pattern).unwrap();
+            assert!(split(host, &re).is_err(), "{pattern} {host}");
+        }
     }
 
     #[test]

@@ -6,12 +6,12 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail, ensure};
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::cli::{MAX_ORDINAL, PodArgs, RenderArgs, RoleArgs};
 use crate::configdir::{self, Keys};
 use crate::error::{Exit, OrExit, Result};
-use crate::identity::{Shape, is_dns_label, is_dns_name};
+use crate::identity::{Shape, is_dns_label, is_dns_name, ordinal_regex};
 use crate::model::Placement;
 use crate::role::{Role, Vars, apply_sets, is_identifier};
 use crate::write::Owner;
@@ -42,21 +42,7 @@ pub struct PodSettings {
 
 impl PodSettings {
     pub fn from_args(args: &PodArgs) -> Result<Self> {
-        let regex = Regex::new(&args.ordinal_regex)
-            .with_context(|| {
-                format!(
-                    "--ordinal-regex `{}` is not a valid regex",
-                    args.ordinal_regex
-                )
-            })
-            .or_exit(Exit::Usage)?;
-        if !regex.capture_names().any(|n| n == Some("ordinal")) {
-            crate::fail!(
-                Exit::Usage,
-                "--ordinal-regex `{}` has no named group `ordinal`; write it like `^(?P<name>.+)-(?P<ordinal>[0-9]+)$`",
-                args.ordinal_regex
-            );
-        }
+        let regex = ordinal_regex(&args.ordinal_regex).or_exit(Exit::Usage)?;
         let hostname_from_kernel =
             args.hostname.is_none() && std::env::var_os("POD_NAME").is_none();
         let hostname = match (&args.hostname, std::env::var("POD_NAME")) {

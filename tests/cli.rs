@@ -228,6 +228,18 @@ fn ordinal_regex_splits_other_naming_schemes() {
         .assert()
         .code(2)
         .stderr(contains("not a valid regex"));
+    rolecall()
+        .args([
+            "get",
+            "ordinal",
+            "--hostname",
+            "web-1",
+            "--ordinal-regex",
+            r"^(?P<name>\p{L}+)-(?P<ordinal>[0-9]+)$",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("is not supported").and(contains("ASCII")));
 }
 
 #[test]

@@ -5,7 +5,6 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use regex::Regex;
 use rolecall::cli::{MAX_ORDINAL, MAX_REPLICAS};
 use rolecall::identity::{self, Shape};
 
@@ -23,11 +22,12 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let regex = match &input.regex {
-        None => Regex::new(DEFAULT_REGEX).unwrap(),
-        // Settings accept any regex with an `ordinal` group; keep them short so each run is fast.
-        Some(re) if re.len() <= 64 => match Regex::new(re) {
-            Ok(re) if re.capture_names().any(|n| n == Some("ordinal")) => re,
-            _ => return,
+        None => identity::ordinal_regex(DEFAULT_REGEX).unwrap(),
+        // Whatever the settings accept (a regex with an `ordinal` group); keep them short so each
+        // run is fast.
+        Some(re) if re.len() <= 64 => match identity::ordinal_regex(re) {
+            Ok(re) => re,
+            Err(_) => return,
         },
         Some(_) => return,
     };

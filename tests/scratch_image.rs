@@ -432,6 +432,102 @@ fn bad_input_gets_its_exit_code_not_a_panic_in_an_empty_root() {
     );
 }
 
+/// A DNS server on port 53 of a free loopback address that answers every query with NXDOMAIN.
+/// Returns its address, for a `nameserver` line (which takes no port).
+fn nxdomain_dns() -> String {
+    let socket = (1..=250)
+        .find_map(|n| std::net::UdpSocket::bind(format!("127.54.{n}.1:53")).ok())
+        .expect("no free port 53 on 127.54.*.1");
+    let addr = socket.local_addr().unwrap().ip().to_string();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((len, from)) = socket.recv_from(&mut buf) {
+            if len < 12 {
+                continue;
+            }
+            // The query back, flagged: response, recursion desired and available, NXDOMAIN.
+            let mut reply = buf[..len].to_vec();
+            reply[2..4].copy_from_slice(&[0x81, 0x83]);
+            reply[6..12].fill(0);
+            let _ = socket.send_to(&reply, from);
+        }
+    });
+    addr
+}
+
+/// `rolecall wait` in the image: the static musl binary resolves the leader's FQDN from the pod's
+/// /etc/hosts (the kubelet writes the headless-service names there only for the pod itself, so
+/// here a test plants the leader's) and connects to it; a name in no hosts file and a refused port
+/// are named in the timeout message.
+#[test]
+fn wait_resolves_the_leader_from_etc_hosts_in_an_empty_root() {
+    let Some(binary) = runnable("wait_resolves_the_leader_from_etc_hosts_in_an_empty_root") else {
+        return;
+    };
+    let root = Root::new(binary, &[]);
+    // chroot keeps the network namespace: a loopback listener is reachable from inside.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let refused = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    fs::write(
+        root.path().join("etc/hosts"),
+        format!("{HOSTS}127.0.0.1\tmysql-0.mysql.db.svc.k8s.example\n"),
+    )
+    .unwrap();
+    // The cluster DNS, standing in for kube-dns: it knows no name, so a name missing from
+    // /etc/hosts gets its NXDOMAIN at once.
+    fs::write(
+        root.path().join("etc/resolv.conf"),
+        format!(
+            "search db.svc.k8s.example svc.k8s.example k8s.example\nnameserver {}\noptions ndots:5\n",
+            nxdomain_dns()
+        ),
+    )
+    .unwrap();
+    let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).into_owned();
+
+    let leader = format!("leader:{port}");
+    let output = root.run(&MYSQL_ENV, &["wait", "--for", &leader, "--timeout", "10s"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(&format!("mysql-0.mysql.db.svc.k8s.example:{port}")),
+        "{}",
+        stderr(&output)
+    );
+    // The wait connected to the listener: the connection is queued on it.
+    listener.set_nonblocking(true).unwrap();
+    assert!(listener.accept().is_ok(), "rolecall never connected");
+
+    let refused_target = format!("leader:{refused}");
+    let output = root.run(
+        &MYSQL_ENV,
+        &[
+            "wait",
+            "--for",
+            &refused_target,
+            "--for",
+            "mysql-9.mysql.db.svc.k8s.example:3306",
+            "--timeout",
+            "0",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(6), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains(&format!(
+            "mysql-0.mysql.db.svc.k8s.example:{refused}: connection refused"
+        )),
+        "{message}"
+    );
+    assert!(
+        message.contains("mysql-9.mysql.db.svc.k8s.example:3306: no DNS record"),
+        "{message}"
+    );
+}
+
 /// The Dockerfile cannot be built here (no Docker engine): check that it ships what the tests
 /// above run, the static musl binary alone at /rolecall as 65532:65532, and that its build context
 /// holds what its build stage copies.

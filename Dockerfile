@@ -15,6 +15,7 @@ FROM --platform=linux/amd64 rust:${RUST_VERSION}-bookworm AS build
 RUN rustup target add x86_64-unknown-linux-musl
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs ./
+COPY .cargo ./.cargo
 COPY src ./src
 COPY roles ./roles
 # The cache mounts keep downloaded crates and build output between builds; the binary is copied

@@ -192,6 +192,10 @@ pub struct RenderArgs {
     #[arg(long, help_heading = "Output")]
     pub dry_run: bool,
 
+    /// Replace files atomically but skip fsync: for an emptyDir, re-rendered at every pod start
+    #[arg(long, help_heading = "Output", env = "ROLECALL_NO_SYNC")]
+    pub no_sync: bool,
+
     /// No summary (and no wait progress) on stderr
     #[arg(long, short, help_heading = "Output")]
     pub quiet: bool,

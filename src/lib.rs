@@ -177,7 +177,8 @@ fn render(args: &RenderArgs) -> Result<()> {
         print(&text)?;
         changes
     } else {
-        write::write_all(&output.out, &files, output.owner).or_exit(Exit::Output)?
+        write::write_all(&output.out, &files, output.owner, output.durability)
+            .or_exit(Exit::Output)?
     };
     if !output.quiet {
         eprintln!(

@@ -14,7 +14,7 @@ use crate::error::{Exit, OrExit, Result};
 use crate::identity::{Shape, is_dns_label, is_dns_name, ordinal_regex};
 use crate::model::Placement;
 use crate::role::{Role, Vars, apply_sets, is_identifier};
-use crate::write::Owner;
+use crate::write::{Durability, Owner};
 
 /// Where a pod finds its namespace when POD_NAMESPACE is not set.
 pub const SERVICE_ACCOUNT_NAMESPACE: &str =
@@ -269,6 +269,8 @@ pub struct OutputSettings {
     pub owner: Option<Owner>,
     pub mode: u32,
     pub dry_run: bool,
+    /// Whether written files and the directory are synced to disk (not with `--no-sync`).
+    pub durability: Durability,
     pub quiet: bool,
 }
 
@@ -290,6 +292,11 @@ impl OutputSettings {
             owner,
             mode,
             dry_run: args.dry_run,
+            durability: if args.no_sync {
+                Durability::Unsynced
+            } else {
+                Durability::Synced
+            },
             quiet: args.quiet,
         })
     }

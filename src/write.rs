@@ -2,7 +2,8 @@
 //!
 //! Every changed file is first written in full to a temporary file in the output directory and
 //! synced; only when all of them are ready are they renamed over their targets, then the
-//! directory is synced. A failure before the renames leaves every existing file as it was. A
+//! directory is synced. (`Durability::Unsynced` leaves out the syncs, not the renames: each file
+//! is still replaced whole, but a power cut may lose what was written.) A failure before the renames leaves every existing file as it was. A
 //! rename replaces a planted symlink itself, never what it points at. Temporary files a killed
 //! run left behind are removed by the next run.
 
@@ -20,6 +21,17 @@ use crate::role::check_file_name;
 /// Prefix and suffix of rolecall's temporary files; the next run removes leftovers.
 const TEMP_PREFIX: &str = ".rolecall-";
 const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `write_all` syncs what it writes to disk before and after the renames.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync each file before it is renamed into place, and the directory after: the new files
+    /// survive a power cut once `write_all` returns.
+    Synced,
+    /// No fsync: each file is still replaced whole, so a killed rolecall leaves old or new
+    /// content; only a crash of the whole machine may lose what was written.
+    Unsynced,
+}
 
 /// A file to write: its name in the output directory, content and mode.
 #[derive(Clone, Debug)]
@@ -125,6 +137,7 @@ pub fn write_all(
     dir: &Path,
     files: &[OutFile],
     owner: Option<Owner>,
+    durability: Durability,
 ) -> anyhow::Result<Vec<(String, Change)>> {
     for file in files {
         check_file_name(&file.name)?;
@@ -141,7 +154,7 @@ pub fn write_all(
     for file in files {
         let change = change(&existing(dir, &file.name)?, file, owner);
         if change != Change::Unchanged {
-            staged.push((stage(dir, file, owner)?, file.name.as_str()));
+            staged.push((stage(dir, file, owner, durability)?, file.name.as_str()));
         }
         changes.push((file.name.clone(), change));
     }
@@ -152,17 +165,20 @@ pub fn write_all(
             .map_err(|e| e.error)
             .with_context(|| format!("cannot replace {}", target.display()))?;
     }
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .with_context(|| format!("cannot sync output directory {}", dir.display()))?;
+    if durability == Durability::Synced {
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("cannot sync output directory {}", dir.display()))?;
+    }
     Ok(changes)
 }
 
-/// Writes one file's new content to a synced temporary file beside its target.
+/// Writes one file's new content to a temporary file beside its target (synced if asked).
 fn stage(
     dir: &Path,
     file: &OutFile,
     owner: Option<Owner>,
+    durability: Durability,
 ) -> anyhow::Result<tempfile::NamedTempFile> {
     let context = || format!("cannot write {}", dir.join(&file.name).display());
     let mut temp = tempfile::Builder::new()
@@ -183,7 +199,9 @@ fn stage(
             )
         })?;
     }
-    handle.sync_all().with_context(context)?;
+    if durability == Durability::Synced {
+        handle.sync_all().with_context(context)?;
+    }
     Ok(temp)
 }
 
@@ -348,10 +366,22 @@ mod tests {
     fn writes_then_leaves_unchanged_files_alone() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        let changes = write_all(&out, &[file("a", "1"), file("b", "2")], None).unwrap();
+        let changes = write_all(
+            &out,
+            &[file("a", "1"), file("b", "2")],
+            None,
+            Durability::Synced,
+        )
+        .unwrap();
         assert!(changes.iter().all(|(_, c)| *c == Change::Created));
         let inode = fs::metadata(out.join("a")).unwrap().ino();
-        let changes = write_all(&out, &[file("a", "1"), file("b", "3")], None).unwrap();
+        let changes = write_all(
+            &out,
+            &[file("a", "1"), file("b", "3")],
+            None,
+            Durability::Synced,
+        )
+        .unwrap();
         assert_eq!(
             changes,
             [
@@ -372,7 +402,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut f = file("run.sh", "#!/bin/sh\n");
         f.mode = 0o755;
-        write_all(dir.path(), &[f], None).unwrap();
+        write_all(dir.path(), &[f], None, Durability::Synced).unwrap();
         assert_eq!(
             fs::metadata(dir.path().join("run.sh")).unwrap().mode() & 0o7777,
             0o755
@@ -387,7 +417,7 @@ mod tests {
         let out = dir.path().join("out");
         fs::create_dir(&out).unwrap();
         symlink(&victim, out.join("a")).unwrap();
-        write_all(&out, &[file("a", "new")], None).unwrap();
+        write_all(&out, &[file("a", "new")], None, Durability::Synced).unwrap();
         assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
         assert!(fs::symlink_metadata(out.join("a")).unwrap().is_file());
     }
@@ -396,7 +426,7 @@ mod tests {
     fn stale_temporaries_are_removed() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(".rolecall-abc123.tmp"), "half").unwrap();
-        write_all(dir.path(), &[file("a", "1")], None).unwrap();
+        write_all(dir.path(), &[file("a", "1")], None, Durability::Synced).unwrap();
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -409,7 +439,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("a"), "old").unwrap();
         fs::create_dir(dir.path().join("b")).unwrap();
-        assert!(write_all(dir.path(), &[file("a", "new"), file("b", "x")], None).is_err());
+        assert!(
+            write_all(
+                dir.path(),
+                &[file("a", "new"), file("b", "x")],
+                None,
+                Durability::Synced
+            )
+            .is_err()
+        );
         assert_eq!(fs::read_to_string(dir.path().join("a")).unwrap(), "old");
     }
 

@@ -1017,3 +1017,90 @@ fn out_given_as_a_symlink_to_a_directory_is_followed() {
         ["myid", "peers", "rolecall.env", "zoo.cfg"]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Syncing: what reaches the disk before rolecall exits
+
+/// The sync calls a render makes, traced by strace: (call, its argument as strace prints it).
+/// `None` after saying why when strace is missing (a failure under ROLECALL_CI=1).
+fn traced_syncs(out: &Path, extra: &[&str]) -> Option<Vec<String>> {
+    let Some(strace) = ["/usr/bin/strace", "/bin/strace"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+    else {
+        assert!(
+            std::env::var_os("ROLECALL_CI").is_none(),
+            "strace (Debian package strace) is missing, and CI must install it"
+        );
+        eprintln!("SKIPPED sync tests: no strace (Debian package strace)");
+        return None;
+    };
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let output = run(Command::new(strace)
+        .args([
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,syncfs,sync,sync_file_range",
+        ])
+        .arg("-o")
+        .arg(log.path())
+        .arg(BIN)
+        .args(["render", "--role", "zookeeper", "--replicas", "3"])
+        .args(["--hostname", "zk-1", "--out"])
+        .arg(out)
+        .args(extra)
+        .env_remove("ROLECALL_NO_SYNC"));
+    assert_ok(&output);
+    let log = fs::read_to_string(log.path()).unwrap();
+    Some(
+        log.lines()
+            // `PID fsync(3</path/to/file>) = 0`: keep `fsync /path/to/file`.
+            .map(|line| {
+                let call = line.split_whitespace().nth(1).unwrap_or(line);
+                let (name, rest) = call.split_once('(').unwrap_or((call, ""));
+                let path = rest.split_once('<').map_or("", |(_, p)| p);
+                format!("{name} {}", path.split_once('>').map_or(path, |(p, _)| p))
+            })
+            .collect(),
+    )
+}
+
+#[test]
+fn every_written_file_and_the_directory_are_synced_unless_no_sync() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let Some(syncs) = traced_syncs(&out, &[]) else {
+        return;
+    };
+    // Four files (zoo.cfg, myid, peers, rolecall.env), each synced as its temporary file, then
+    // the directory once, after the renames.
+    let out_path = fs::canonicalize(&out).unwrap();
+    assert_eq!(syncs.len(), 5, "{syncs:#?}");
+    for sync in &syncs[..4] {
+        let file = sync.strip_prefix("fsync ").expect(sync);
+        let name = Path::new(file).file_name().unwrap().to_str().unwrap();
+        assert!(is_temp(name), "{sync} is not a temporary file: {syncs:#?}");
+        assert_eq!(Path::new(file).parent().unwrap(), out_path);
+    }
+    assert_eq!(syncs[4], format!("fsync {}", out_path.display()));
+    let synced = snapshot(&out);
+
+    // --no-sync: the same files, replaced the same way, and not one sync call.
+    let unsynced_out = dir.path().join("unsynced");
+    let syncs = traced_syncs(&unsynced_out, &["--no-sync"]).unwrap();
+    assert_eq!(syncs, Vec::<String>::new());
+    assert_eq!(snapshot(&unsynced_out), synced);
+    // A changed file is still replaced through a temporary file and a rename, never in place.
+    let zoo = unsynced_out.join("zoo.cfg");
+    let before = fs::metadata(&zoo).unwrap().ino();
+    let syncs = traced_syncs(&unsynced_out, &["--no-sync", "--set", "tick_time=3000"]).unwrap();
+    assert_eq!(syncs, Vec::<String>::new());
+    assert_ne!(
+        fs::metadata(&zoo).unwrap().ino(),
+        before,
+        "zoo.cfg was written in place"
+    );
+    assert!(names_in(&unsynced_out).iter().all(|n| !is_temp(n)));
+}

@@ -59,8 +59,11 @@ impl Templates {
         let mut tera = new_tera();
         let mut broken = not_text;
         let mut good = Vec::new();
+        // One probe for every template: only parsing yields a syntax error, and parsing does not
+        // depend on the templates already added (building tera's builtins costs more than
+        // parsing a small template).
+        let mut probe = Tera::default();
         for (name, (text, origin)) in &sources {
-            let mut probe = new_tera();
             match probe.add_raw_template(name, text) {
                 Err(e) if matches!(e.kind(), tera::ErrorKind::SyntaxError(_)) => {
                     broken.insert(name.clone(), format!("{origin}: {e}"));

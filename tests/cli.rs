@@ -3,67 +3,29 @@
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command as StdCommand;
 
 use assert_cmd::Command;
 use predicates::prelude::*;
 use predicates::str::contains;
 
-/// The binary with a clean environment: nothing from the machine running the tests may stand in
-/// for a pod's settings.
+mod common;
+
+use common::{configmap, names_in};
+
+/// The binary with a clean environment (`common::rolecall`), with assert_cmd's assertions.
 fn rolecall() -> Command {
-    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("rolecall");
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROLECALL_") || key.starts_with("POD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    Command::from_std(common::rolecall())
 }
 
-/// Lays out `keys` the way the kubelet mounts a ConfigMap: a timestamped directory, `..data`
-/// pointing at it, and one symlink per key through `..data`.
-fn configmap(dir: &Path, keys: &[(&str, &str)]) -> PathBuf {
-    let stamp = dir.join("..2026_11_22_03_31_00.123456789");
-    fs::create_dir_all(&stamp).unwrap();
-    for (key, text) in keys {
-        fs::write(stamp.join(key), text).unwrap();
-        symlink(format!("..data/{key}"), dir.join(key)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), dir.join("..data")).unwrap();
-    dir.to_path_buf()
+fn require_root(test: &str) -> bool {
+    common::require_root(test, "namespaces / chown")
 }
 
 fn read(path: impl AsRef<Path>) -> String {
     let path = path.as_ref();
     fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Tests that need root (namespaces, chown) skip with a reason, and fail in CI, which runs as root.
-fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("ROLECALL_CI").is_none(),
-        "{test}: needs root, and CI must run as root"
-    );
-    eprintln!("SKIPPED {test}: needs root (namespaces / chown)");
-    false
 }
 
 const MASTER_CNF: &str = "# Apply this config only on the primary.\n[mysqld]\nlog-bin\n";

@@ -16,17 +16,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+mod common;
 
-/// The binary with a clean environment: nothing from the machine may stand in for pod settings.
-fn rolecall() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROLECALL_") || key.starts_with("POD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+use common::{BIN, names_in, rolecall};
+
+fn require_root(test: &str) -> bool {
+    common::require_root(test, "mount / setpriv")
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -57,15 +52,6 @@ fn assert_ok(out: &Output) {
     assert!(out.status.success(), "{:?}: {}", out.status, stderr(out));
 }
 
-fn names_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<_> = fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    names
-}
-
 fn is_temp(name: &str) -> bool {
     name.starts_with(".rolecall-") && name.ends_with(".tmp")
 }
@@ -92,23 +78,6 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 fn mkfifo(path: &Path) {
     let status = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(status.success(), "mkfifo {}", path.display());
-}
-
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
-
-/// Tests that need root skip with a reason, and fail in CI, which runs as root.
-fn require_root(test: &str) -> bool {
-    if is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("ROLECALL_CI").is_none(),
-        "{test}: needs root, and CI must run as root"
-    );
-    eprintln!("SKIPPED {test}: needs root (mount / setpriv)");
-    false
 }
 
 /// A tmpfs mounted on a fresh directory, unmounted when dropped (also when a test fails).
@@ -651,21 +620,6 @@ fn out_without_write_permission_is_exit_5_and_untouched() {
 // ---------------------------------------------------------------------------------------------
 // Config dir faults
 
-/// Lays out `keys` the way the kubelet mounts a ConfigMap.
-fn configmap(dir: &Path, stamp: &str, keys: &[(&str, &str)]) {
-    let data = dir.join(stamp);
-    fs::create_dir_all(&data).unwrap();
-    for (key, text) in keys {
-        fs::write(data.join(key), text).unwrap();
-        let link = dir.join(key);
-        if fs::symlink_metadata(&link).is_err() {
-            symlink(format!("..data/{key}"), link).unwrap();
-        }
-    }
-    let _ = fs::remove_file(dir.join("..data"));
-    symlink(stamp, dir.join("..data")).unwrap();
-}
-
 fn render_adhoc(cm: &Path, out: &Path) -> Output {
     run(rolecall()
         .args([
@@ -701,12 +655,12 @@ fn config_dir_faults_are_exit_4_and_write_nothing() {
     assert_fails(&render_adhoc(&file, &out), 4, &["is not a directory"]);
     // A key whose link leads nowhere (a half-updated mount).
     let cm = tmp.path().join("cm-dangling");
-    configmap(&cm, "..2026_01_01", &[("a.cfg", "A\n"), ("b.cfg", "B\n")]);
+    common::configmap_update(&cm, "..2026_01_01", &[("a.cfg", "A\n"), ("b.cfg", "B\n")]);
     fs::remove_file(cm.join("..2026_01_01/b.cfg")).unwrap();
     assert_fails(&render_adhoc(&cm, &out), 4, &["b.cfg"]);
     // A fifo as a key: refused, not read (reading it would block forever).
     let cm = tmp.path().join("cm-fifo");
-    configmap(&cm, "..2026_01_01", &[("a.cfg", "A\n")]);
+    common::configmap_update(&cm, "..2026_01_01", &[("a.cfg", "A\n")]);
     mkfifo(&cm.join("..2026_01_01/b.cfg"));
     symlink("..data/b.cfg", cm.join("b.cfg")).unwrap();
     assert_fails(
@@ -725,7 +679,7 @@ fn unreadable_config_key_is_exit_4() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = public_binary(tmp.path());
     let cm = tmp.path().join("cm");
-    configmap(&cm, "..2026_01_01", &[("a.cfg", "A\n"), ("b.cfg", "B\n")]);
+    common::configmap_update(&cm, "..2026_01_01", &[("a.cfg", "A\n"), ("b.cfg", "B\n")]);
     fs::set_permissions(
         cm.join("..2026_01_01/b.cfg"),
         fs::Permissions::from_mode(0o000),

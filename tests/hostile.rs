@@ -9,21 +9,12 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+mod common;
+
+use common::{configmap, rolecall};
 
 /// No hostile input may take longer than this; a regex or template that runs away fails here.
 const TIME_LIMIT: Duration = Duration::from_secs(20);
-
-/// The binary with a clean environment: nothing from the machine may stand in for pod settings.
-fn rolecall() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROLECALL_") || key.starts_with("POD_") {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
-}
 
 /// Runs with a time limit; `None` when the process had to be killed.
 fn run_limited(cmd: &mut Command) -> (Option<Output>, Duration) {
@@ -172,17 +163,6 @@ fn role_case(name: &'static str, code: i32, says: &[&str], toml: &str) -> Case {
     case(name, code, says, RENDER_ROLE)
         .role(toml)
         .role_file("main.cfg", "ok\n")
-}
-
-/// Lays out `keys` the way the kubelet mounts a ConfigMap.
-fn configmap(dir: &Path, keys: &[(&str, Vec<u8>)]) {
-    let stamp = dir.join("..2026_11_22_03_31_00.123456789");
-    fs::create_dir_all(&stamp).unwrap();
-    for (key, bytes) in keys {
-        fs::write(stamp.join(key), bytes).unwrap();
-        symlink(format!("..data/{key}"), dir.join(key)).unwrap();
-    }
-    symlink(stamp.file_name().unwrap(), dir.join("..data")).unwrap();
 }
 
 fn cases() -> Vec<Case> {

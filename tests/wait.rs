@@ -12,17 +12,13 @@ use std::time::{Duration, Instant};
 use assert_cmd::Command;
 use predicates::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_rolecall");
+mod common;
 
-/// The binary with none of the environment a pod (or the developer's shell) may have set.
+use common::BIN;
+
+/// The binary with a clean environment (`common::rolecall`), with assert_cmd's assertions.
 fn rolecall() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROLECALL_") || key == "POD_NAME" || key == "POD_NAMESPACE" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    Command::from_std(common::rolecall())
 }
 
 /// A loopback port nothing listens on (connecting to it is refused).

@@ -138,3 +138,65 @@ impl PodSpec<'_> {
 pub fn tell(message: &str) {
     let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
 }
+
+/// The binary with none of the environment a pod (or the developer's shell) may have set:
+/// nothing from the machine running the tests may stand in for a pod's settings.
+pub fn rolecall() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("ROLECALL_") || key.starts_with("POD_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// The timestamped directory `configmap` puts the keys in, as the kubelet names it.
+pub const CONFIGMAP_STAMP: &str = "..2026_11_22_03_31_00.123456789";
+
+/// Lays out `keys` the way the kubelet mounts a ConfigMap: a timestamped directory, `..data`
+/// pointing at it, and one symlink per key through `..data`. Returns `dir`.
+pub fn configmap<T: AsRef<[u8]>>(dir: &Path, keys: &[(&str, T)]) -> PathBuf {
+    configmap_update(dir, CONFIGMAP_STAMP, keys);
+    dir.to_path_buf()
+}
+
+/// Writes `keys` into the new snapshot `stamp` and swaps `..data` over to it, as the kubelet
+/// updates a mounted ConfigMap; a key's symlink is made if it has none yet.
+pub fn configmap_update<T: AsRef<[u8]>>(dir: &Path, stamp: &str, keys: &[(&str, T)]) {
+    let data = dir.join(stamp);
+    std::fs::create_dir_all(&data).unwrap();
+    for (key, bytes) in keys {
+        std::fs::write(data.join(key), bytes).unwrap();
+        let link = dir.join(key);
+        if std::fs::symlink_metadata(&link).is_err() {
+            std::os::unix::fs::symlink(format!("..data/{key}"), link).unwrap();
+        }
+    }
+    let _ = std::fs::remove_file(dir.join("..data"));
+    std::os::unix::fs::symlink(stamp, dir.join("..data")).unwrap();
+}
+
+/// The names in a directory, sorted.
+pub fn names_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether a test that needs root (`for_what`: namespaces, mounts, chown) can run. Without root
+/// it says why and is skipped; in CI, which runs as root, that is a failure.
+pub fn require_root(test: &str, for_what: &str) -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("ROLECALL_CI").is_none(),
+        "{test}: needs root ({for_what}), and CI must run as root"
+    );
+    tell(&format!("SKIPPED {test}: needs root ({for_what})"));
+    false
+}

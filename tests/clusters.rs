@@ -62,7 +62,7 @@ fn pods_find_their_identity_from_hostname_namespace_and_resolv_conf() {
         );
 
         let json = pods
-            .sh(ordinal, &[sim::ROLECALL, "env", "--format", "json"])
+            .sh(ordinal, &[&pods.rolecall(), "env", "--format", "json"])
             .unwrap_or_else(|e| panic!("rolecall env in {host}: {e}"));
         let view: Value = serde_json::from_str(&json).expect("rolecall env --format json");
         assert_eq!(view["hostname"], host.as_str(), "from the UTS namespace");

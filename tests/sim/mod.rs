@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 
 /// The harness script.
 pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/statefulset.sh");
-/// The binary under test, as the init container runs it.
-pub const ROLECALL: &str = env!("CARGO_BIN_EXE_rolecall");
+/// The binary under test. Pods run a copy in the set's directory (`Pods::rolecall`): a pod's
+/// private /tmp would hide this one when the checkout lives under /tmp.
+const ROLECALL: &str = env!("CARGO_BIN_EXE_rolecall");
 /// What the harness itself needs besides root.
 const HARNESS_TOOLS: [&str; 6] = ["ip", "unshare", "nsenter", "mount", "flock", "kill"];
 
@@ -153,6 +154,13 @@ impl Pods {
             let status = keeper.wait();
             panic!("{SCRIPT} run did not make the pods ({status:?}); its messages are above");
         }
+        // The image's binary: copied where every pod sees it, whatever hides the build tree.
+        let image_binary = dir.join("rolecall");
+        if let Err(e) = std::fs::copy(ROLECALL, &image_binary) {
+            drop(keeper_stdin);
+            let _ = keeper.wait();
+            panic!("cannot copy {ROLECALL} into {}: {e}", dir.display());
+        }
         Pods {
             set,
             dir,
@@ -273,13 +281,23 @@ impl Pods {
         run.ok().map(str::to_string)
     }
 
+    /// The rolecall binary as the pods run it (a copy of the one under test).
+    pub fn rolecall(&self) -> String {
+        self.dir
+            .join("rolecall")
+            .to_str()
+            .expect("UTF-8 path")
+            .to_string()
+    }
+
     /// The init container: the real rolecall with the pod's environment and no identity flags,
     /// writing into the pod's config directory; `extra` are further arguments of the pod spec
     /// (`--set` of role vars). Returns its summary line (stderr).
     pub fn init(&self, ordinal: u32, role: &str, extra: &[&str]) -> String {
         let out = self.config_dir(ordinal);
         let out = out.to_str().expect("UTF-8 path");
-        let mut argv = vec![ROLECALL, "render", "--role", role, "--out", out];
+        let rolecall = self.rolecall();
+        let mut argv = vec![rolecall.as_str(), "render", "--role", role, "--out", out];
         argv.extend(extra);
         let run = self.exec(ordinal, &self.pod_env(), &argv, Duration::from_secs(20));
         if let Err(e) = run.ok() {

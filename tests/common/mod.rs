@@ -49,8 +49,17 @@ pub fn can_run_without(test: &str, lacking: &[String]) -> bool {
 }
 
 /// A scratch directory outside /tmp: simulated pods get a private /tmp, which would hide it.
+/// Cargo's target tmp dir, unless the checkout itself lies under /tmp; then /var/tmp.
 pub fn scratch() -> TempDir {
-    tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
+    let target_tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    if target_tmp.starts_with("/tmp") {
+        tempfile::Builder::new()
+            .prefix("rolecall-test-")
+            .tempdir_in("/var/tmp")
+            .unwrap()
+    } else {
+        tempfile::tempdir_in(target_tmp).unwrap()
+    }
 }
 
 /// One pod of a set: who it is and where its set lives.

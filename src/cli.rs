@@ -204,7 +204,8 @@ pub struct RenderArgs {
     pub wait: WaitArgs,
 }
 
-// What to wait for before going on, and for how long (shared by render, exec and wait). (`//`: see PodArgs.)
+// What to wait for before going on, and for how long (shared by render, exec and wait).
+// (`//`: see PodArgs.)
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Waiting")]
 pub struct WaitArgs {
@@ -337,7 +338,8 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-// `rolecall wait`: the shared wait flags, with `--wait-for` spelled `--for` and required. (`//`: see PodArgs.)
+// `rolecall wait`: the shared wait flags, with `--wait-for` spelled `--for` and required.
+// (`//`: see PodArgs.)
 #[derive(Debug, Args)]
 #[command(mut_arg("targets", |arg| arg
     .long("for")

@@ -990,7 +990,7 @@ fn traced_syncs(out: &Path, extra: &[&str]) -> Option<Vec<String>> {
         return None;
     };
     let log = tempfile::NamedTempFile::new().unwrap();
-    let output = run(Command::new(strace)
+    let output = run(common::without_pod_env(&mut Command::new(strace))
         .args([
             "-f",
             "-qq",
@@ -1004,8 +1004,7 @@ fn traced_syncs(out: &Path, extra: &[&str]) -> Option<Vec<String>> {
         .args(["render", "--role", "zookeeper", "--replicas", "3"])
         .args(["--hostname", "zk-1", "--out"])
         .arg(out)
-        .args(extra)
-        .env_remove("ROLECALL_NO_SYNC"));
+        .args(extra));
     assert_ok(&output);
     let log = fs::read_to_string(log.path()).unwrap();
     Some(

@@ -152,6 +152,13 @@ pub fn tell(message: &str) {
 /// nothing from the machine running the tests may stand in for a pod's settings.
 pub fn rolecall() -> Command {
     let mut cmd = Command::new(BIN);
+    without_pod_env(&mut cmd);
+    cmd
+}
+
+/// Removes every `ROLECALL_*` and `POD_*` variable from `cmd`'s environment (for a command that
+/// runs rolecall through another program, such as strace).
+pub fn without_pod_env(cmd: &mut Command) -> &mut Command {
     for (key, _) in std::env::vars() {
         if key.starts_with("ROLECALL_") || key.starts_with("POD_") {
             cmd.env_remove(key);

@@ -6,7 +6,7 @@
 # Use it as an initContainer image, or copy the binary into another image:
 #   COPY --from=rolecall /rolecall /usr/local/bin/rolecall
 # tests/scratch_image.rs runs the same binary the same way (alone in an empty root, as
-# 65532:65532) to prove this image works; see the README, "Image and static binary".
+# 65532:65532) to prove this image works; see docs/image.md.
 
 # The toolchain rolecall is tested with; the binary is x86_64 (linux/amd64) only.
 ARG RUST_VERSION=1.95

@@ -4,7 +4,7 @@
 use anyhow::{bail, ensure};
 use regex_lite::Regex;
 
-use crate::cli::MAX_ORDINAL;
+use crate::names::{MAX_ORDINAL, is_dns_label, pod_name};
 
 /// This pod's place in its StatefulSet.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,11 +48,6 @@ pub fn resolve(
         ordinal,
         index,
     })
-}
-
-/// The name of the pod with this ordinal, as the StatefulSet controller names it.
-pub fn pod_name(name: &str, ordinal: u32) -> String {
-    format!("{name}-{ordinal}")
 }
 
 /// Compiles `--ordinal-regex`, with regex-lite: its classes are ASCII (`\d` is `[0-9]`, `\w` is
@@ -151,22 +146,6 @@ pub fn index_of(ordinal: u32, shape: &Shape) -> anyhow::Result<u32> {
         );
     }
     Ok(ordinal - start)
-}
-
-/// An RFC 1123 label: what Kubernetes allows as a pod hostname or a namespace.
-pub fn is_dns_label(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    (1..=63).contains(&bytes.len())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-        && bytes[0] != b'-'
-        && bytes[bytes.len() - 1] != b'-'
-}
-
-/// A DNS name of labels like `cluster.local`.
-pub fn is_dns_name(s: &str) -> bool {
-    s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
 #[cfg(test)]
@@ -304,14 +283,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pod-index"), "{err}");
-    }
-
-    #[test]
-    fn dns_names() {
-        assert!(is_dns_name("cluster.local"));
-        assert!(is_dns_name("example.internal"));
-        assert!(!is_dns_name("cluster..local"));
-        assert!(!is_dns_name("Cluster.local"));
-        assert!(!is_dns_name(""));
     }
 }

@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 use similar::algorithms::{Capture, Replace, myers};
 use similar::udiff::UnifiedHunkHeader;
 
-use crate::role::check_file_name;
+use crate::names::check_file_name;
 
 /// Prefix and suffix of rolecall's temporary files; the next run removes leftovers.
 const TEMP_PREFIX: &str = ".rolecall-";

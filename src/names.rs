@@ -1,0 +1,99 @@
+//! Name rules and limits of the domain: what Kubernetes allows as a pod, set, Service or
+//! namespace name, what a var and an output file may be called, and how large a set may be.
+//! Pure; the command line imports these for its range checks, never the reverse.
+
+use anyhow::ensure;
+
+/// Kubernetes ordinals are int32.
+pub const MAX_ORDINAL: i64 = i32::MAX as i64;
+
+/// The largest set rolecall accepts: far above any real StatefulSet, small enough that a typo
+/// (`--replicas 30000000`) cannot make a render take minutes and gigabytes.
+pub const MAX_REPLICAS: i64 = 10_000;
+
+/// Files rolecall writes for every pod, whatever the role: no template may take these names.
+pub const RESERVED_FILES: [&str; 2] = ["peers", "rolecall.env"];
+
+/// The name of the pod with this ordinal, as the StatefulSet controller names it.
+pub fn pod_name(name: &str, ordinal: u32) -> String {
+    format!("{name}-{ordinal}")
+}
+
+/// An RFC 1123 label: what Kubernetes allows as a pod hostname or a namespace.
+pub fn is_dns_label(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
+}
+
+/// A DNS name of labels like `cluster.local`.
+pub fn is_dns_name(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+/// A name that works as a tera identifier and, upper-cased, as a shell variable name.
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A file name that stays inside the output directory: one path component, not hidden.
+pub fn check_file_name(name: &str) -> anyhow::Result<()> {
+    ensure!(!name.is_empty(), "a file name is empty");
+    ensure!(
+        !name.contains('/') && !name.contains('\0'),
+        "file name `{}` contains `/`; templates and output files are single names in one directory",
+        name.escape_debug()
+    );
+    ensure!(
+        !name.starts_with('.') && !name.chars().any(char::is_control),
+        "file name `{}` starts with `.` or has control characters; use a plain file name",
+        name.escape_debug()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_names() {
+        assert!(is_dns_name("cluster.local"));
+        assert!(is_dns_name("example.internal"));
+        assert!(!is_dns_name("cluster..local"));
+        assert!(!is_dns_name("Cluster.local"));
+        assert!(!is_dns_name(""));
+        assert!(is_dns_label("web-0"));
+        assert!(!is_dns_label("web-"));
+        assert!(!is_dns_label("-web"));
+        assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn identifiers() {
+        for good in ["a", "_x", "group_id", "A1"] {
+            assert!(is_identifier(good), "{good}");
+        }
+        for bad in ["", "1x", "a-b", "a.b", "é"] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn file_names_stay_in_the_directory() {
+        for good in ["zoo.cfg", "my id", "a..b"] {
+            assert!(check_file_name(good).is_ok(), "{good}");
+        }
+        for bad in ["", "a/b", "../x", ".hidden", "..", "a\nb", "a\0b"] {
+            assert!(check_file_name(bad).is_err(), "{bad:?}");
+        }
+    }
+}

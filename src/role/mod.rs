@@ -1,0 +1,294 @@
+//! Roles as data: the built-in roles embedded from `roles/`, a user's own role file, and the
+//! ad-hoc role built from flags. The role.toml schema is in [`spec`].
+
+mod spec;
+
+pub use spec::{Bound, FileSpec, IdSpec, RoleSpec, Rule, SizeSpec, Var, Vars, apply_sets};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, anyhow, bail};
+use include_dir::{Dir, include_dir};
+
+use crate::configdir;
+
+/// The built-in roles: one directory per role, each with a role.toml and its templates.
+static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/roles");
+
+/// The name of the role description file inside a role directory.
+pub const ROLE_FILE: &str = "role.toml";
+
+/// A role: how to pick each pod's server id, role and files, and the templates to render them.
+#[derive(Clone, Debug)]
+pub struct Role {
+    /// `mysql`, a role file's path, or `ad-hoc`.
+    pub name: String,
+    pub spec: RoleSpec,
+    /// The role's own templates, by name. A config-dir key of the same name wins over these.
+    pub templates: BTreeMap<String, Template>,
+}
+
+/// A template source and where it came from, for error messages.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub text: String,
+    pub origin: String,
+}
+
+impl Role {
+    /// Loads `--role NAME` (a built-in) or `--role PATH` (a role.toml and the templates beside it).
+    pub fn load(arg: &str) -> anyhow::Result<Role> {
+        if arg.contains('/') || arg.ends_with(".toml") {
+            Role::from_path(Path::new(arg))
+        } else {
+            Role::builtin(arg)
+        }
+    }
+
+    /// A built-in role by name.
+    pub fn builtin(name: &str) -> anyhow::Result<Role> {
+        let dir = BUILTIN
+            .get_dir(name)
+            .filter(|_| !name.is_empty() && !name.starts_with('.'));
+        let Some(dir) = dir else {
+            bail!(
+                "no built-in role `{name}` (built-in: {}); pass --role ./path/to/role.toml for your own",
+                builtin_names().join(", ")
+            );
+        };
+        let mut files = BTreeMap::new();
+        for file in dir.files() {
+            let file_name = file
+                .path()
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            let text = file
+                .contents_utf8()
+                .ok_or_else(|| anyhow!("built-in role {name}: {file_name} is not UTF-8"))?;
+            files.insert(file_name.to_string(), text.to_string());
+        }
+        let spec_text = files
+            .remove(ROLE_FILE)
+            .ok_or_else(|| anyhow!("built-in role {name} has no {ROLE_FILE}"))?;
+        let templates = files
+            .into_iter()
+            .map(|(file, text)| {
+                let origin = format!("built-in role {name}: {file}");
+                (file, Template { text, origin })
+            })
+            .collect();
+        Role::new(name.to_string(), &spec_text, templates)
+    }
+
+    /// A user's role file; its templates are the other files in its directory (read like a
+    /// ConfigMap mount, so the role can live in the same ConfigMap as its templates).
+    pub fn from_path(path: &Path) -> anyhow::Result<Role> {
+        let spec_text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read role file {}", path.display()))?;
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let keys = configdir::read(&dir)?;
+        let file_name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or(ROLE_FILE);
+        let templates = keys
+            .into_iter()
+            .filter(|(key, _)| key != file_name)
+            .filter_map(|(key, bytes)| {
+                let text = String::from_utf8(bytes).ok()?;
+                let origin = dir.join(&key).display().to_string();
+                Some((key, Template { text, origin }))
+            })
+            .collect();
+        Role::new(path.display().to_string(), &spec_text, templates)
+    }
+
+    /// The role used without --role: the leader (first pod) renders `leader_file`, the others
+    /// `follower_file`, every pod `files` and the server-id file.
+    pub fn ad_hoc(
+        leader_file: Option<&str>,
+        follower_file: Option<&str>,
+        files: &[String],
+        id_file: Option<&str>,
+    ) -> anyhow::Result<Role> {
+        let mut every: Vec<FileSpec> = files.iter().cloned().map(FileSpec::Name).collect();
+        let mut templates = BTreeMap::new();
+        if let Some(id_file) = id_file {
+            let text = if id_file.ends_with(".cnf") {
+                "[mysqld]\nserver-id={{ server_id }}\n"
+            } else {
+                "{{ server_id }}\n"
+            };
+            let origin = format!("built-in server-id file {id_file}");
+            templates.insert(
+                id_file.to_string(),
+                Template {
+                    text: text.to_string(),
+                    origin,
+                },
+            );
+            every.push(FileSpec::Name(id_file.to_string()));
+        }
+        let rule = |role: &str, index, file: Option<&str>| Rule {
+            role: role.to_string(),
+            index,
+            from: None,
+            below: None,
+            files: file
+                .map(|f| FileSpec::Name(f.to_string()))
+                .into_iter()
+                .collect(),
+        };
+        let spec = RoleSpec {
+            description: "ad-hoc role from flags: leader = the first pod, follower = the rest"
+                .into(),
+            port: None,
+            leader: None,
+            files: every,
+            server_id: IdSpec::default(),
+            replicas: SizeSpec::default(),
+            rules: vec![
+                rule("leader", Some(Bound::Index(0)), leader_file),
+                rule("follower", None, follower_file),
+            ],
+            vars: Vars::new(),
+        };
+        let role = Role {
+            name: "ad-hoc".into(),
+            spec,
+            templates,
+        };
+        role.spec.validate()?;
+        Ok(role)
+    }
+
+    /// A role from the text of a role.toml and its templates (public for the fuzz targets).
+    pub fn new(
+        name: String,
+        spec_text: &str,
+        templates: BTreeMap<String, Template>,
+    ) -> anyhow::Result<Role> {
+        let spec: RoleSpec =
+            toml::from_str(spec_text).with_context(|| format!("invalid role file {name}"))?;
+        let role = Role {
+            name,
+            spec,
+            templates,
+        };
+        role.spec
+            .validate()
+            .with_context(|| format!("invalid role file {}", role.name))?;
+        Ok(role)
+    }
+
+    /// Every template any pod of this role renders.
+    pub fn all_files(&self) -> impl Iterator<Item = &FileSpec> {
+        self.spec.all_files()
+    }
+
+    /// The role leaders have.
+    pub fn leader_role(&self) -> &str {
+        self.spec.leader_role()
+    }
+
+    /// The role file and templates as they are shipped, for `roles show`.
+    pub fn show_builtin(name: &str) -> anyhow::Result<String> {
+        Role::builtin(name)?;
+        let dir = BUILTIN
+            .get_dir(name)
+            .ok_or_else(|| anyhow!("no built-in role `{name}`"))?;
+        let mut files: Vec<_> = dir.files().collect();
+        // role.toml first, then the templates by name.
+        files.sort_by_key(|f| (f.path().file_name() != Some(ROLE_FILE.as_ref()), f.path()));
+        let mut out = String::new();
+        for file in files {
+            out.push_str(&format!("# ==> roles/{} <==\n", file.path().display()));
+            out.push_str(file.contents_utf8().unwrap_or("(not UTF-8)\n"));
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The names of the built-in roles, sorted.
+pub fn builtin_names() -> Vec<&'static str> {
+    let mut names: Vec<_> = BUILTIN
+        .dirs()
+        .filter_map(|d| d.path().file_name().and_then(|n| n.to_str()))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_role_loads() {
+        assert!(builtin_names().len() >= 3, "{:?}", builtin_names());
+        for name in builtin_names() {
+            Role::builtin(name).unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let err = Role::new(
+            "t".into(),
+            "description = 'x'\nport = 1\nprot = 2\n[[rules]]\nrole = 'a'\n",
+            BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("prot"), "{err:#}");
+    }
+
+    #[test]
+    fn rule_var_must_be_declared() {
+        let err = Role::new(
+            "t".into(),
+            "description = 'x'\nport = 1\n[[rules]]\nrole = 'a'\nfrom = 'nope'\n",
+            BTreeMap::new(),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("`nope`"), "{err:#}");
+    }
+
+    #[test]
+    fn reserved_and_nested_file_names_are_rejected() {
+        for files in ["['peers']", "['a/b']", "['../x']", "['.hidden']"] {
+            let text =
+                format!("description = 'x'\nport = 1\nfiles = {files}\n[[rules]]\nrole = 'a'\n");
+            assert!(
+                Role::new("t".into(), &text, BTreeMap::new()).is_err(),
+                "{files}"
+            );
+        }
+    }
+
+    #[test]
+    fn sets_are_typed_by_their_default() {
+        let defaults: Vars = [
+            ("n".to_string(), Var::Int(3)),
+            ("s".to_string(), Var::Str("a".into())),
+        ]
+        .into();
+        let sets = [
+            ("n".to_string(), "5".to_string()),
+            ("x".to_string(), "y".to_string()),
+        ];
+        let (vars, undeclared) = apply_sets(&defaults, &sets).unwrap();
+        assert_eq!(vars["n"], Var::Int(5));
+        assert_eq!(vars["x"], Var::Str("y".into()));
+        assert_eq!(undeclared, ["x"]);
+        assert!(apply_sets(&defaults, &[("n".into(), "five".into())]).is_err());
+    }
+}

@@ -4,11 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-/// Kubernetes ordinals are int32.
-pub const MAX_ORDINAL: i64 = i32::MAX as i64;
-/// The largest set rolecall accepts: far above any real StatefulSet, small enough that a typo
-/// (`--replicas 30000000`) cannot make a render take minutes and gigabytes.
-pub const MAX_REPLICAS: i64 = 10_000;
+use crate::names::{MAX_ORDINAL, MAX_REPLICAS};
 
 /// Give each StatefulSet pod its identity: ordinal, server id, role, peers and rendered config.
 ///
@@ -260,9 +256,8 @@ pub struct EnvArgs {
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// One of: hostname name ordinal index start_ordinal replicas server_id role is_leader
-    /// service namespace cluster_domain fqdn port address peers leader leader_address first_boot
-    /// vars.KEY
+    /// A field `rolecall env` prints, in lower case without `ROLECALL_` (role, server_id,
+    /// ordinal, fqdn, peers, ...), or vars.KEY; an unknown name lists them all
     #[arg(value_name = "FIELD")]
     pub field: String,
 

@@ -1,10 +1,11 @@
-//! The cluster model: every pod's server id, role, name and address, and the leader.
+//! The cluster model: every pod's server id, role, name and address, and the leader; and
+//! [`View`], the one description of a pod that templates, `env`, `get` and `plan` read.
 //! Pure: built from the identity, the role and the settings; touches no file system.
 
 use anyhow::{anyhow, bail, ensure};
 use serde::Serialize;
 
-use crate::identity::pod_name;
+use crate::names::pod_name;
 use crate::role::{Bound, FileSpec, Role, Var, Vars};
 
 /// Where the pods of the set live in DNS.
@@ -239,7 +240,9 @@ pub struct Peer<'a> {
     pub is_self: bool,
 }
 
-/// The template context for one pod (see the README for every name).
+/// One pod as the outside sees it: the template context, and (flattened, see `output::fields`)
+/// what `env` exports and `get` prints, in this order. Adding a field here adds it everywhere.
+/// The fields that need the set's size ([`SET_FIELDS`]) are absent while it is unknown.
 #[derive(Serialize)]
 pub struct View<'a> {
     pub hostname: &'a str,
@@ -247,52 +250,81 @@ pub struct View<'a> {
     pub ordinal: u32,
     pub index: u32,
     pub start_ordinal: u32,
-    pub replicas: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
     pub server_id: u64,
     pub role: &'a str,
-    pub is_leader: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_leader: Option<bool>,
     pub service: &'a str,
     pub namespace: &'a str,
     pub cluster_domain: &'a str,
     pub fqdn: &'a str,
     pub port: Option<u16>,
     pub address: &'a str,
-    pub peers: Vec<Peer<'a>>,
-    pub leader: Option<Peer<'a>>,
-    pub vars: &'a Vars,
+    /// Every pod of the set, in ordinal order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peers: Option<Vec<Peer<'a>>>,
+    /// The first pod with the leader role; `Some(None)` when no pod has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader: Option<Option<Peer<'a>>>,
+    /// The leader's address; empty when no pod has the leader role.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leader_address: Option<&'a str>,
     pub first_boot: bool,
+    pub vars: &'a Vars,
 }
 
-impl Cluster<'_> {
-    /// The context of the pod at `index`.
-    pub fn view<'a>(&'a self, index: u32, vars: &'a Vars, first_boot: bool) -> View<'a> {
-        let me = &self.members[index as usize];
-        let peer = |(i, member): (usize, &'a Member)| Peer {
-            member,
-            is_leader: Some(i) == self.leader,
-            is_self: i == index as usize,
-        };
-        let placement = &self.model.placement;
+/// The fields of [`View`] that only a known set size gives.
+pub const SET_FIELDS: [&str; 5] = ["replicas", "is_leader", "peers", "leader", "leader_address"];
+
+impl<'r> Model<'r> {
+    /// The view of `me` alone, without the set's fields.
+    pub fn view<'a>(&'a self, me: &'a Member, vars: &'a Vars, first_boot: bool) -> View<'a> {
+        let placement = &self.placement;
         View {
             hostname: &me.hostname,
-            name: &self.model.name,
+            name: &self.name,
             ordinal: me.ordinal,
             index: me.index,
-            start_ordinal: self.model.start_ordinal,
-            replicas: self.replicas,
+            start_ordinal: self.start_ordinal,
+            replicas: None,
             server_id: me.server_id,
             role: &me.role,
-            is_leader: self.leader == Some(index as usize),
+            is_leader: None,
             service: &placement.service,
             namespace: &placement.namespace,
             cluster_domain: &placement.cluster_domain,
             fqdn: &me.fqdn,
             port: me.port,
             address: &me.address,
-            peers: self.members.iter().enumerate().map(peer).collect(),
-            leader: self.leader.map(|i| peer((i, &self.members[i]))),
-            vars,
+            peers: None,
+            leader: None,
+            leader_address: None,
             first_boot,
+            vars,
+        }
+    }
+}
+
+impl Cluster<'_> {
+    /// The view of the pod at `index`, with the whole set.
+    pub fn view<'a>(&'a self, index: u32, vars: &'a Vars, first_boot: bool) -> View<'a> {
+        let peer = |(i, member): (usize, &'a Member)| Peer {
+            member,
+            is_leader: Some(i) == self.leader,
+            is_self: i == index as usize,
+        };
+        let leader = self.leader();
+        View {
+            replicas: Some(self.replicas),
+            is_leader: Some(self.leader == Some(index as usize)),
+            peers: Some(self.members.iter().enumerate().map(peer).collect()),
+            leader: Some(self.leader.map(|i| peer((i, &self.members[i])))),
+            leader_address: Some(leader.map_or("", |l| l.address.as_str())),
+            ..self
+                .model
+                .view(&self.members[index as usize], vars, first_boot)
         }
     }
 
@@ -412,13 +444,34 @@ mod tests {
             .cluster(3)
             .unwrap();
         let view = cluster.view(2, &vars, true);
-        assert!(!view.is_leader);
+        assert_eq!(view.is_leader, Some(false));
         let flags: Vec<_> = view
             .peers
+            .unwrap()
             .iter()
             .map(|p| (p.is_self, p.is_leader))
             .collect();
         assert_eq!(flags, [(false, true), (false, false), (true, false)]);
-        assert_eq!(view.leader.as_ref().unwrap().member.hostname, "mysql-0");
+        assert_eq!(view.leader.unwrap().unwrap().member.hostname, "mysql-0");
+    }
+
+    /// `get` tells "needs the set's size" from "no such field" by SET_FIELDS: it must name
+    /// exactly the fields a view without the set lacks.
+    #[test]
+    fn set_fields_are_what_a_view_without_the_set_lacks() {
+        let role = mysql();
+        let vars = role.spec.vars.clone();
+        let cluster = Model::new(&role, &vars, "mysql", placement(), 0)
+            .unwrap()
+            .cluster(3)
+            .unwrap();
+        let keys = |view: &View| match serde_json::to_value(view).unwrap() {
+            serde_json::Value::Object(map) => map.keys().cloned().collect::<Vec<_>>(),
+            other => panic!("{other}"),
+        };
+        let all = keys(&cluster.view(1, &vars, true));
+        let alone = keys(&cluster.model.view(&cluster.members[1], &vars, true));
+        let lacking: Vec<_> = all.iter().filter(|k| !alone.contains(k)).collect();
+        assert_eq!(lacking, SET_FIELDS);
     }
 }

@@ -4,68 +4,50 @@
 use std::fmt::Write as _;
 
 use serde::Serialize;
+use serde_json::Value;
 
-use crate::model::{Cluster, Member, Model};
-use crate::role::Vars;
+use crate::model::{Cluster, Member, View};
 use crate::write::Change;
 
-/// Named values of `rolecall env` / `rolecall get`, in output order. `None`: needs --replicas.
-pub type Fields = Vec<(String, Option<String>)>;
+/// Named values of `rolecall env` / `rolecall get`, in output order.
+pub type Fields = Vec<(String, String)>;
 
-/// This pod's fields.
-pub fn fields(
-    me: &Member,
-    model: &Model,
-    cluster: Option<&Cluster>,
-    vars: &Vars,
-    first_boot: bool,
-) -> Fields {
-    let placement = &model.placement;
-    let leader = cluster.map(|c| c.leader());
-    let mut fields: Fields = vec![
-        ("hostname".into(), Some(me.hostname.clone())),
-        ("name".into(), Some(model.name.clone())),
-        ("ordinal".into(), Some(me.ordinal.to_string())),
-        ("index".into(), Some(me.index.to_string())),
-        (
-            "start_ordinal".into(),
-            Some(model.start_ordinal.to_string()),
-        ),
-        ("replicas".into(), cluster.map(|c| c.replicas.to_string())),
-        ("server_id".into(), Some(me.server_id.to_string())),
-        ("role".into(), Some(me.role.clone())),
-        (
-            "is_leader".into(),
-            leader.map(|l| (l == Some(me)).to_string()),
-        ),
-        ("service".into(), Some(placement.service.clone())),
-        ("namespace".into(), Some(placement.namespace.clone())),
-        (
-            "cluster_domain".into(),
-            Some(placement.cluster_domain.clone()),
-        ),
-        ("fqdn".into(), Some(me.fqdn.clone())),
-        (
-            "port".into(),
-            Some(me.port.map(|p| p.to_string()).unwrap_or_default()),
-        ),
-        ("address".into(), Some(me.address.clone())),
-        ("peers".into(), cluster.map(|c| peers_list(c, ","))),
-        (
-            "leader".into(),
-            leader.map(|l| l.map(|l| l.fqdn.clone()).unwrap_or_default()),
-        ),
-        (
-            "leader_address".into(),
-            leader.map(|l| l.map(|l| l.address.clone()).unwrap_or_default()),
-        ),
-        ("first_boot".into(), Some(first_boot.to_string())),
-    ];
+/// A view's fields, flattened for the shell: the set's pods as their comma-separated addresses,
+/// the leader as its FQDN, absent values empty, each var as `vars.KEY`. Fields the view lacks
+/// (the set's, while its size is unknown) are left out.
+pub fn fields(view: &View) -> Fields {
+    let serde_json::Value::Object(map) = serde_json::to_value(view).unwrap_or_default() else {
+        return Fields::new();
+    };
+    let mut fields = Fields::new();
+    for (name, value) in map {
+        let text = match value {
+            // Vars follow, typed as the role declares them (a float var `1.0` prints `1`).
+            _ if name == "vars" => continue,
+            Value::Array(peers) => peers
+                .iter()
+                .map(|p| text_of(&p["address"]))
+                .collect::<Vec<_>>()
+                .join(","),
+            Value::Object(peer) => text_of(&peer["fqdn"]),
+            scalar => text_of(&scalar),
+        };
+        fields.push((name, text));
+    }
     fields.extend(
-        vars.iter()
-            .map(|(k, v)| (format!("vars.{k}"), Some(v.to_string()))),
+        view.vars
+            .iter()
+            .map(|(k, v)| (format!("vars.{k}"), v.to_string())),
     );
     fields
+}
+
+fn text_of(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
 }
 
 /// The environment variable a field is exported as: `ROLECALL_SERVER_ID`, `ROLECALL_VAR_KEY`.
@@ -80,7 +62,6 @@ pub fn env_name(field: &str) -> String {
 pub fn shell_env(fields: &Fields) -> String {
     let mut out = String::new();
     for (field, value) in fields {
-        let value = value.as_deref().unwrap_or_default();
         // Values never hold NUL (arguments and env cannot); anything else is quoted.
         let quoted = shlex::try_quote(value)
             .map(|q| q.into_owned())
@@ -92,18 +73,11 @@ pub fn shell_env(fields: &Fields) -> String {
 
 /// The peers file: one `host:port` per line, in ordinal order.
 pub fn peers_file(cluster: &Cluster) -> String {
-    let mut text = peers_list(cluster, "\n");
-    text.push('\n');
-    text
-}
-
-fn peers_list(cluster: &Cluster, sep: &str) -> String {
     cluster
         .members
         .iter()
-        .map(|m| m.address.as_str())
-        .collect::<Vec<_>>()
-        .join(sep)
+        .map(|m| format!("{}\n", m.address))
+        .collect()
 }
 
 /// One pod in `plan --format json`.
@@ -241,7 +215,7 @@ mod tests {
     fn hostile_values_are_quoted() {
         let fields = vec![(
             "vars.x".to_string(),
-            Some("$(touch /tmp/pwned) `id` 'q' \"d\"\nnext".to_string()),
+            "$(touch /tmp/pwned) `id` 'q' \"d\"\nnext".to_string(),
         )];
         let text = shell_env(&fields);
         assert!(text.starts_with("export ROLECALL_VAR_X='"), "{text}");

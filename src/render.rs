@@ -1,4 +1,5 @@
-//! Rendering: the role's templates overlaid by the config dir's keys, rendered with tera.
+//! Rendering: the role's templates overlaid by the config dir's keys, rendered with tera, and
+//! every file one pod writes: its role's files, `peers` and `rolecall.env`.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -8,8 +9,12 @@ use anyhow::{Context as _, anyhow, bail};
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use crate::configdir::Keys;
-use crate::model::View;
-use crate::role::{FileSpec, Role, check_file_name};
+use crate::model::{Cluster, View};
+use crate::names::check_file_name;
+use crate::output;
+use crate::role::{FileSpec, Role};
+use crate::settings::RoleSettings;
+use crate::write::OutFile;
 
 /// No config file is this large: a template that produces more is looping by mistake.
 pub const MAX_OUTPUT_BYTES: usize = 16 << 20;
@@ -174,6 +179,42 @@ impl Templates {
             .map(|(_, why)| format!("\n(note: {why})"))
             .collect()
     }
+}
+
+/// Every file the pod at `index` writes, with its final mode: the role's templates for it, the
+/// `peers` file and `rolecall.env`.
+pub fn render_pod(
+    templates: &Templates,
+    role: &RoleSettings,
+    cluster: &Cluster,
+    index: u32,
+    mode: u32,
+) -> anyhow::Result<Vec<OutFile>> {
+    let me = &cluster.members[index as usize];
+    // Every file of the role, not only this pod's: a missing leader template is a mistake to
+    // report on every pod, not only when the leader restarts.
+    templates.check_files(role.role.all_files(), role.config_dir.as_deref())?;
+    let view = cluster.view(index, &role.vars, role.first_boot);
+    let mut out: Vec<OutFile> = templates
+        .render(cluster.model.files(me), &view)?
+        .into_iter()
+        .map(|r| OutFile {
+            name: r.name,
+            content: r.content,
+            mode: r.mode.unwrap_or(mode),
+        })
+        .collect();
+    out.push(OutFile {
+        name: "peers".into(),
+        content: output::peers_file(cluster).into_bytes(),
+        mode,
+    });
+    out.push(OutFile {
+        name: "rolecall.env".into(),
+        content: output::shell_env(&output::fields(&view)).into_bytes(),
+        mode,
+    });
+    Ok(out)
 }
 
 /// The templates a failed load blames, each with its part of the error.

@@ -1,19 +1,23 @@
-//! Inputs: flags, environment and the pod's own files become settings, once. Every default,
+//! Settings: flags, environment and the pod's own files become settings, once. Every default,
 //! environment look-up and cross-check happens here; later stages take settings by reference.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail, ensure};
 use regex_lite::Regex;
 
-use crate::cli::{MAX_ORDINAL, PodArgs, RenderArgs, RoleArgs};
+use crate::cli::{PodArgs, RenderArgs, RoleArgs, WaitArgs};
 use crate::configdir::{self, Keys};
-use crate::error::{Exit, OrExit, Result};
-use crate::identity::{Shape, is_dns_label, is_dns_name, ordinal_regex};
+use crate::duration::parse_duration;
+use crate::error::{Exit, Failure, OrExit, Result};
+use crate::identity::{self, Identity, Shape, ordinal_regex};
 use crate::model::Placement;
-use crate::role::{Role, Vars, apply_sets, is_identifier};
+use crate::names::{MAX_ORDINAL, is_dns_label, is_dns_name, is_identifier, pod_name};
+use crate::role::{self, Role, Vars, apply_sets};
+use crate::wait::{Spec, parse_target};
 use crate::write::{Durability, Owner};
 
 /// Where a pod finds its namespace when POD_NAMESPACE is not set.
@@ -126,13 +130,51 @@ impl PodSettings {
 
     /// `--replicas`, which nothing guesses.
     pub fn replicas(&self, what: &str) -> Result<u32> {
-        self.shape.replicas.ok_or_else(|| {
-            crate::error::Failure::new(
-                Exit::Identity,
-                anyhow!("{what} needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"),
-            )
-        })
+        self.shape.replicas.ok_or_else(|| set_size_unknown(what))
     }
+
+    /// Who this pod is, from its hostname.
+    pub fn identify(&self) -> Result<Identity> {
+        identity::resolve(&self.hostname, &self.regex, self.pod_index, &self.shape)
+            .or_exit(Exit::Identity)
+    }
+
+    /// The set name for plan and check: --name, else from the hostname. Off a pod (the kernel's
+    /// hostname has no ordinal), a built-in role's set is named for the role, so
+    /// `rolecall check --role etcd --replicas 3` works on any machine.
+    pub fn set_name(&self, name: Option<&str>, role: &Role) -> Result<String> {
+        match name {
+            Some(name) => {
+                if !is_dns_label(&pod_name(name, self.shape.start_ordinal)) {
+                    crate::fail!(
+                        Exit::Usage,
+                        "--name `{}` is not a StatefulSet name (a DNS label)",
+                        name.escape_debug()
+                    );
+                }
+                Ok(name.to_string())
+            }
+            None => match self.identify() {
+                Err(_)
+                    if self.hostname_from_kernel
+                        && role::builtin_names().contains(&role.name.as_str()) =>
+                {
+                    Ok(role.name.clone())
+                }
+                result => result.map(|id| id.name),
+            },
+        }
+    }
+}
+
+/// `what` (a command, a field, a wait target) needs the set's size, which nobody gave.
+pub fn set_size_unknown(what: &str) -> Failure {
+    Failure::new(
+        Exit::Identity,
+        anyhow!(
+            "{what} needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"
+        ),
+    )
 }
 
 /// Reads a small file, trimmed; `None` when it does not exist (as outside a pod).
@@ -310,6 +352,56 @@ fn parse_owner(arg: &str) -> anyhow::Result<Owner> {
         })
     });
     parsed.ok_or_else(|| anyhow!("--owner `{arg}` must be numeric UID:GID, like 999:999"))
+}
+
+/// The shortest --interval: anything shorter is a busy loop against the peers.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// The wait flags, checked.
+#[derive(Debug)]
+pub struct WaitSettings {
+    /// As given, for messages, with what each one means.
+    pub specs: Vec<(String, Spec)>,
+    pub timeout: Duration,
+    pub interval: Duration,
+}
+
+impl WaitSettings {
+    pub fn from_args(args: &WaitArgs) -> Result<Self> {
+        Self::parse(args).or_exit(Exit::Usage)
+    }
+
+    fn parse(args: &WaitArgs) -> anyhow::Result<Self> {
+        let specs = args
+            .targets
+            .iter()
+            .map(|t| Ok((t.clone(), parse_target(t)?)))
+            .collect::<anyhow::Result<_>>()?;
+        let timeout = parse_duration(&args.timeout)
+            .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))?;
+        let interval = parse_duration(&args.interval)
+            .map_err(|why| anyhow!("--interval `{}` {why}", args.interval.escape_debug()))?;
+        ensure!(
+            interval >= MIN_INTERVAL,
+            "--interval `{}` is too short; give at least 10ms",
+            args.interval.escape_debug()
+        );
+        Ok(WaitSettings {
+            specs,
+            timeout,
+            interval,
+        })
+    }
+
+    /// Whether there is anything to wait for.
+    pub fn is_set(&self) -> bool {
+        !self.specs.is_empty()
+    }
+
+    /// Whether any target names pods of the set (not only HOST:PORT).
+    pub fn names_pods(&self) -> bool {
+        self.specs.iter().any(|(_, spec)| spec.names_pods())
+    }
 }
 
 #[cfg(test)]

@@ -5,8 +5,8 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rolecall::cli::{MAX_ORDINAL, MAX_REPLICAS};
 use rolecall::identity::{self, Shape};
+use rolecall::names::{self, MAX_ORDINAL, MAX_REPLICAS};
 
 const DEFAULT_REGEX: &str = r"^(?P<name>.+)-(?P<ordinal>[0-9]+)$";
 
@@ -46,8 +46,8 @@ fuzz_target!(|input: Input| {
     let split = identity::split(&input.hostname, &regex);
     if let Ok((name, ordinal)) = &split {
         assert!(i64::from(*ordinal) <= MAX_ORDINAL, "{input:?}");
-        let pod = identity::pod_name(name, *ordinal);
-        assert!(identity::is_dns_label(&pod), "{pod:?} from {input:?}");
+        let pod = names::pod_name(name, *ordinal);
+        assert!(names::is_dns_label(&pod), "{pod:?} from {input:?}");
         if input.regex.is_none() {
             // The default regex takes the pod name apart and puts it back together unchanged.
             let short = input.hostname.split('.').next().unwrap();

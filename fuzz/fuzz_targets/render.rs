@@ -10,7 +10,8 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rolecall::model::{Model, Placement};
 use rolecall::render::{MAX_OUTPUT_BYTES, Templates};
-use rolecall::role::{Role, apply_sets, is_identifier};
+use rolecall::names::is_identifier;
+use rolecall::role::{Role, apply_sets};
 
 /// A role with a var of every type and a rule bound by a var, so `--set` can move roles.
 const ROLE: &str = r#"

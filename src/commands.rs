@@ -1,0 +1,249 @@
+//! The subcommands: each builds its [`Inputs`] once, runs the stages it needs, and tags each
+//! stage's errors with its exit code ([`Exit`]).
+
+use std::ffi::CString;
+use std::io::Write as _;
+
+use anyhow::{Context as _, anyhow};
+
+use crate::cli::{
+    CheckArgs, EnvArgs, EnvFormat, ExecArgs, GetArgs, PlanArgs, PlanFormat, RenderArgs, RolesArgs,
+    RolesCommand, WaitCmdArgs,
+};
+use crate::error::{Exit, Failure, OrExit, Result};
+use crate::inputs::Inputs;
+use crate::model::SET_FIELDS;
+use crate::render::render_pod;
+use crate::role::{self, Role};
+use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
+use crate::wait::{self, PlanError, Pods};
+use crate::{output, write};
+
+/// Prints to stdout; a closed pipe (`rolecall plan | head`) is not an error worth a message.
+fn print(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::new(Exit::Output, e)),
+        _ => Ok(()),
+    }
+}
+
+/// A wait plan's error, with the exit code of its kind.
+fn plan_failure(error: PlanError) -> Failure {
+    match error {
+        PlanError::NeedsSetSize(what) => set_size_unknown(&what),
+        PlanError::Role(e) => Failure::new(Exit::Template, e),
+        PlanError::Usage(e) => Failure::new(Exit::Usage, e),
+        PlanError::Internal(e) => Failure::new(Exit::Internal, e),
+    }
+}
+
+fn wait_for(plan: &wait::Plan, settings: &WaitSettings, quiet: bool) -> Result<()> {
+    wait::wait(plan, settings, quiet).or_exit(Exit::Timeout)
+}
+
+pub fn render(args: &RenderArgs) -> Result<()> {
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let output = OutputSettings::from_args(args)?;
+    let waits = WaitSettings::from_args(&args.wait)?;
+    let id = inputs.identify()?;
+    let cluster = inputs.cluster(&id.name, "render")?;
+    let pods = Pods::Cluster {
+        cluster: &cluster,
+        index: id.index,
+    };
+    let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
+    let templates = inputs.templates()?;
+    let files = render_pod(&templates, &inputs.role, &cluster, id.index, output.mode)
+        .or_exit(Exit::Template)?;
+    // --wait-for: flags and templates are checked above, so a mistake fails at once, not after
+    // the wait; nothing is written until the peers answer.
+    if waits.is_set() {
+        wait_for(&wait_plan, &waits, output.quiet)?;
+    }
+    let changes = if output.dry_run {
+        let (text, changes) =
+            write::preview(&output.out, &files, output.owner).or_exit(Exit::Output)?;
+        print(&text)?;
+        changes
+    } else {
+        write::write_all(&output.out, &files, output.owner, output.durability)
+            .or_exit(Exit::Output)?
+    };
+    if !output.quiet {
+        let me = &cluster.members[id.index as usize];
+        eprintln!("{}", output::summary(me, &changes, output.dry_run));
+    }
+    Ok(())
+}
+
+pub fn exec(args: &ExecArgs) -> Result<()> {
+    if args.render.dry_run {
+        crate::fail!(
+            Exit::Usage,
+            "exec does not take --dry-run: it would start the command with files it did not write"
+        );
+    }
+    render(&args.render)?;
+    let argv = args
+        .command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .context("a command argument contains a NUL byte")
+        .or_exit(Exit::Usage)?;
+    let Some(program) = argv.first() else {
+        crate::fail!(Exit::Usage, "exec needs a command after `--`");
+    };
+    // Only returns on failure.
+    let errno = nix::unistd::execvp(program, &argv).unwrap_err();
+    Err(Failure::new(
+        Exit::Usage,
+        anyhow!("cannot execute `{}`: {errno}", args.command[0]),
+    ))
+}
+
+pub fn env(args: &EnvArgs) -> Result<()> {
+    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let id = inputs.identify()?;
+    let cluster = inputs.cluster(&id.name, "env")?;
+    let role = &inputs.role;
+    let view = cluster.view(id.index, &role.vars, role.first_boot);
+    match args.format {
+        EnvFormat::Shell => print(&output::shell_env(&output::fields(&view))),
+        EnvFormat::Json => {
+            let mut text = serde_json::to_string_pretty(&view).or_exit(Exit::Internal)?;
+            text.push('\n');
+            print(&text)
+        }
+    }
+}
+
+/// One field of this pod; the set's fields only when its size is known.
+pub fn get(args: &GetArgs) -> Result<()> {
+    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let id = inputs.identify()?;
+    let role = &inputs.role;
+    let fields = if inputs.pod.shape.replicas.is_some() {
+        let cluster = inputs.cluster(&id.name, "get")?;
+        output::fields(&cluster.view(id.index, &role.vars, role.first_boot))
+    } else {
+        let model = inputs.model(&id.name)?;
+        let me = model.member(id.index).or_exit(Exit::Template)?;
+        output::fields(&model.view(&me, &role.vars, role.first_boot))
+    };
+    if let Some((_, value)) = fields.iter().find(|(name, _)| *name == args.field) {
+        return print(&format!("{value}\n"));
+    }
+    if SET_FIELDS.contains(&args.field.as_str()) {
+        return Err(set_size_unknown(&format!("`get {}`", args.field)));
+    }
+    let mut names: Vec<_> = fields
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !n.starts_with("vars."))
+        .collect();
+    let lacking: Vec<_> = SET_FIELDS
+        .into_iter()
+        .filter(|f| !names.contains(f))
+        .collect();
+    names.extend(lacking);
+    crate::fail!(
+        Exit::Usage,
+        "no field `{}`; fields: {}, vars.KEY",
+        args.field.escape_debug(),
+        names.join(" ")
+    );
+}
+
+pub fn plan(args: &PlanArgs) -> Result<()> {
+    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let name = inputs.set_name(args.name.as_deref())?;
+    let cluster = inputs.cluster(&name, "plan")?;
+    match args.format {
+        PlanFormat::Table => print(&output::plan_table(&cluster)),
+        PlanFormat::Json => print(&output::plan_json(&cluster)),
+    }
+}
+
+pub fn check(args: &CheckArgs) -> Result<()> {
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let name = inputs.set_name(args.name.as_deref())?;
+    let cluster = inputs.cluster(&name, "check")?;
+    let templates = inputs.templates()?;
+    let errors: Vec<String> = (0..cluster.replicas)
+        .filter_map(|index| {
+            let err = render_pod(&templates, &inputs.role, &cluster, index, 0o644).err()?;
+            let pod = &cluster.members[index as usize].hostname;
+            Some(format!("{pod}: {err:#}"))
+        })
+        .collect();
+    let role = &inputs.role.role.name;
+    if !errors.is_empty() {
+        crate::fail!(
+            Exit::Template,
+            "check failed for {} of {} pods of role {role}:\n{}",
+            errors.len(),
+            cluster.replicas,
+            errors.join("\n")
+        );
+    }
+    if !args.quiet {
+        let first = &cluster.members[0];
+        let last = &cluster.members[cluster.members.len() - 1];
+        print(&format!(
+            "rolecall: check ok: role {role}, {} pods ({} .. {}), every file rendered\n",
+            cluster.replicas, first.hostname, last.hostname
+        ))?;
+    }
+    Ok(())
+}
+
+pub fn wait(args: &WaitCmdArgs) -> Result<()> {
+    let waits = WaitSettings::from_args(&args.wait)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let plan = if !waits.names_pods() {
+        wait::plan(&waits.specs, &Pods::Unknown)
+    } else {
+        let id = inputs.identify()?;
+        // Without --replicas only `previous` can be placed; `wait::plan` says what is missing.
+        if inputs.pod.shape.replicas.is_some() {
+            let cluster = inputs.cluster(&id.name, "wait")?;
+            let pods = Pods::Cluster {
+                cluster: &cluster,
+                index: id.index,
+            };
+            wait::plan(&waits.specs, &pods)
+        } else {
+            let model = inputs.model(&id.name)?;
+            let pods = Pods::Model {
+                model: &model,
+                index: id.index,
+            };
+            wait::plan(&waits.specs, &pods)
+        }
+    }
+    .map_err(plan_failure)?;
+    wait_for(&plan, &waits, args.quiet)
+}
+
+pub fn roles(args: &RolesArgs) -> Result<()> {
+    match &args.command {
+        Some(RolesCommand::Show { name }) => {
+            print(&Role::show_builtin(name).or_exit(Exit::Template)?)
+        }
+        None => {
+            let mut text = String::new();
+            let names = role::builtin_names();
+            let width = names.iter().map(|n| n.len()).max().unwrap_or(0);
+            for name in names {
+                let role = Role::builtin(name).or_exit(Exit::Internal)?;
+                text.push_str(&format!("{name:<width$}  {}\n", role.spec.description));
+            }
+            print(&text)
+        }
+    }
+}

@@ -12,12 +12,7 @@ use predicates::str::contains;
 
 mod common;
 
-use common::{configmap, names_in};
-
-/// The binary with a clean environment (`common::rolecall`), with assert_cmd's assertions.
-fn rolecall() -> Command {
-    Command::from_std(common::rolecall())
-}
+use common::{configmap, names_in, rolecall};
 
 fn require_root(test: &str) -> bool {
     common::require_root(test, "namespaces / chown")
@@ -801,6 +796,45 @@ fn set_values_are_typed_by_the_roles_defaults() {
         .args(["get", "role", "--hostname", "zk-0", "--set", "novalue"])
         .assert()
         .code(2);
+}
+
+/// Every command enters through the same inputs: an undeclared `--set` var is warned about
+/// before any command fails for want of the set's size, and by each command alike.
+#[test]
+fn every_command_warns_about_an_unknown_var_before_it_fails() {
+    let out = tempfile::tempdir().unwrap();
+    let out = out.path().display().to_string();
+    let warning = "rolecall: warning: --set tick_tme: role zookeeper declares no var `tick_tme`";
+    for (command, code) in [
+        (vec!["render", "--out", &out], 3),
+        (vec!["env"], 3),
+        (vec!["env", "--format", "json"], 3),
+        (vec!["plan"], 3),
+        (vec!["check"], 3),
+        (vec!["wait", "--for", "leader", "--timeout", "0"], 3),
+        (vec!["get", "role"], 0),
+    ] {
+        let output = rolecall()
+            .args(&command)
+            .args(["--role", "zookeeper", "--hostname", "zk-0"])
+            .args(["--set", "tick_tme=1"])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(code), "{command:?}: {output:?}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        let mut lines = stderr.lines();
+        assert!(
+            lines.next().is_some_and(|l| l.starts_with(warning)),
+            "{command:?}: {stderr}"
+        );
+        if code != 0 {
+            let error = lines.next().unwrap_or_default();
+            assert!(
+                error.contains("needs the size of the set; pass --replicas N"),
+                "{command:?}: {stderr}"
+            );
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@
 //! with the packages present these run; otherwise they say why they are skipped (and fail
 //! with ROLECALL_CI=1).
 
+mod common;
 mod sim;
 
 use std::collections::BTreeSet;

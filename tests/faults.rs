@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{BIN, names_in, rolecall};
+use common::{BIN, names_in, rolecall_std as rolecall};
 
 fn require_root(test: &str) -> bool {
     common::require_root(test, "mount / setpriv")
@@ -569,13 +569,13 @@ fn public_binary(dir: &Path) -> PathBuf {
 /// Runs the binary as uid/gid 65534 (nobody), without supplementary groups.
 fn as_nobody(bin: &Path, args: &[&str], paths: &[(&str, &Path)]) -> Output {
     let mut cmd = Command::new("setpriv");
-    cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+    common::without_pod_env(&mut cmd)
+        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
         .arg(bin)
         .args(args);
     for (flag, path) in paths {
         cmd.arg(flag).arg(path);
     }
-    cmd.env_clear().env("PATH", "/usr/bin:/bin");
     run(&mut cmd)
 }
 
@@ -982,11 +982,7 @@ fn traced_syncs(out: &Path, extra: &[&str]) -> Option<Vec<String>> {
         .into_iter()
         .find(|p| Path::new(p).exists())
     else {
-        assert!(
-            std::env::var_os("ROLECALL_CI").is_none(),
-            "strace (Debian package strace) is missing, and CI must install it"
-        );
-        eprintln!("SKIPPED sync tests: no strace (Debian package strace)");
+        common::skip("sync tests", "needs strace (Debian package strace)");
         return None;
     };
     let log = tempfile::NamedTempFile::new().unwrap();

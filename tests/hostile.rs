@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{configmap, rolecall};
+use common::{configmap, rolecall_std as rolecall};
 
 /// No hostile input may take longer than this; a regex or template that runs away fails here.
 const TIME_LIMIT: Duration = Duration::from_secs(20);

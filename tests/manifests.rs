@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{BIN, can_run_without, missing, scratch};
+use common::{can_run_without, missing, scratch};
 
 const KUBERNETES_VERSION: &str = "1.31.0";
 
@@ -104,7 +104,7 @@ fn kubernetes_validate_strict_rejects_an_unknown_field() {
 
 #[test]
 fn every_role_has_an_example() {
-    let out = Command::new(BIN).arg("roles").env_clear().output().unwrap();
+    let out = common::rolecall_std().arg("roles").output().unwrap();
     let roles: BTreeSet<String> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -406,7 +406,7 @@ fn example_configmaps_render_with_their_role() {
             ]
             .map(str::to_string),
         );
-        let out = Command::new(BIN).args(&check).env_clear().output().unwrap();
+        let out = common::rolecall_std().args(&check).output().unwrap();
         assert!(
             out.status.success(),
             "rolecall {}: {}",

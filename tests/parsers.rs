@@ -351,7 +351,7 @@ fn kafka_properties_load_with_a_consistent_kraft_quorum() {
     }
     // The default cluster id is what `kafka-storage.sh random-uuid` prints: 16 bytes in
     // URL-safe base64 without padding.
-    let role = Command::new(common::BIN)
+    let role = common::rolecall_std()
         .args([
             "get",
             "vars.cluster_id",
@@ -360,7 +360,6 @@ fn kafka_properties_load_with_a_consistent_kraft_quorum() {
             "--hostname",
             "kafka-0",
         ])
-        .env_clear()
         .output()
         .unwrap();
     let id = String::from_utf8(role.stdout).unwrap();

@@ -1,6 +1,6 @@
-//! Helpers shared by the integration tests: the rolecall binary, rendering one pod of a set,
-//! and finding the programs a test needs (skipped with a message, or failed under
-//! ROLECALL_CI=1, when they are missing).
+//! Helpers shared by the integration tests: the rolecall binary with a clean environment, the
+//! command line that places one pod of a set, and the one gate for tests that cannot run here
+//! (skipped with a message, or failed under ROLECALL_CI=1).
 
 #![allow(dead_code)] // each test crate uses its own part
 
@@ -34,18 +34,25 @@ pub fn missing(programs: &[(&str, &str)]) -> Vec<String> {
         .collect()
 }
 
-/// Whether `test` can run, given what it lacks. When it cannot: under ROLECALL_CI=1 the test
-/// fails, otherwise it says why on stderr (past the harness's capture) and is skipped.
-pub fn can_run_without(test: &str, lacking: &[String]) -> bool {
-    if lacking.is_empty() {
-        return true;
-    }
-    let why = format!("{test} needs {}", lacking.join(", "));
-    if std::env::var_os("ROLECALL_CI").is_some_and(|v| v == "1") {
-        panic!("{why}; CI must provide it (see .ci/run)");
-    }
-    tell(&format!("SKIPPED {why}"));
+/// Whether the tests run in CI (ROLECALL_CI=1, set by .ci/run), where nothing may be skipped.
+pub fn ci() -> bool {
+    std::env::var_os("ROLECALL_CI").is_some_and(|v| v == "1")
+}
+
+/// The one gate of a test that cannot run here, because of `why`: under CI a failure, otherwise
+/// a skip said on stderr (past the harness's capture). Returns false, for `if !...`.
+pub fn skip(test: &str, why: &str) -> bool {
+    assert!(
+        !ci(),
+        "{test}: {why}; CI must provide it (see .ci/run), and ROLECALL_CI=1 allows no skip"
+    );
+    tell(&format!("SKIPPED {test}: {why}"));
     false
+}
+
+/// Whether `test` can run, given the programs it lacks (see `missing`).
+pub fn can_run_without(test: &str, lacking: &[String]) -> bool {
+    lacking.is_empty() || skip(test, &format!("needs {}", lacking.join(", ")))
 }
 
 /// A scratch directory outside /tmp: simulated pods get a private /tmp, which would hide it.
@@ -105,15 +112,20 @@ impl PodSpec<'_> {
         hosts
     }
 
-    /// Renders this pod's files into `out` with the built-in role and `sets` vars.
-    pub fn render(&self, out: &Path, sets: &[String]) {
+    /// `rolecall COMMAND` with the flags that place this pod in its set, and `--set` for each
+    /// of `sets`: the one command line the tests build for a pod.
+    pub fn args(&self, command: &str, sets: &[impl AsRef<str>]) -> Vec<String> {
+        let mut args = vec![command.to_string(), "--hostname".into(), self.hostname()];
+        args.extend(self.set_args(sets));
+        args
+    }
+
+    /// The flags that place the set, without the pod: role, size, start, namespace, domain and
+    /// `--set` for each of `sets` (for `check` and `plan`, which take `--name` instead).
+    pub fn set_args(&self, sets: &[impl AsRef<str>]) -> Vec<String> {
         let mut args: Vec<String> = [
-            "render",
-            "--quiet",
             "--role",
             self.role,
-            "--hostname",
-            &self.hostname(),
             "--replicas",
             &self.replicas.to_string(),
             "--start-ordinal",
@@ -122,17 +134,21 @@ impl PodSpec<'_> {
             self.namespace,
             "--cluster-domain",
             self.domain,
-            "--out",
-            &out.display().to_string(),
         ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        .map(str::to_string)
+        .into();
         for set in sets {
             args.push("--set".into());
-            args.push(set.clone());
+            args.push(set.as_ref().to_string());
         }
-        let output = Command::new(BIN).args(&args).env_clear().output().unwrap();
+        args
+    }
+
+    /// Renders this pod's files into `out` with the built-in role and `sets` vars.
+    pub fn render(&self, out: &Path, sets: &[impl AsRef<str>]) {
+        let mut args = self.args("render", sets);
+        args.extend(["--quiet".into(), "--out".into(), out.display().to_string()]);
+        let output = rolecall_std().args(&args).output().unwrap();
         assert!(
             output.status.success(),
             "rolecall {}: {}",
@@ -148,19 +164,32 @@ pub fn tell(message: &str) {
     let _ = std::io::stderr().write_all(format!("{message}\n").as_bytes());
 }
 
-/// The binary with none of the environment a pod (or the developer's shell) may have set:
-/// nothing from the machine running the tests may stand in for a pod's settings.
-pub fn rolecall() -> Command {
+/// The binary with none of the environment a pod (or the developer's shell) may have set, with
+/// assert_cmd's assertions: nothing from the machine running the tests may stand in for a pod's
+/// settings.
+pub fn rolecall() -> assert_cmd::Command {
+    assert_cmd::Command::from_std(rolecall_std())
+}
+
+/// `rolecall()` as a std Command, for tests that spawn it.
+pub fn rolecall_std() -> Command {
     let mut cmd = Command::new(BIN);
     without_pod_env(&mut cmd);
     cmd
 }
 
-/// Removes every `ROLECALL_*` and `POD_*` variable from `cmd`'s environment (for a command that
-/// runs rolecall through another program, such as strace).
+/// Removes from `cmd`'s environment every variable through which a pod tells rolecall who it
+/// is (`ROLECALL_*`, `POD_*`, `NODE_NAME`) or where its API server is (`KUBERNETES_*`); also for
+/// a command that runs rolecall through another program, such as strace. The one environment
+/// cleaner of the tests.
 pub fn without_pod_env(cmd: &mut Command) -> &mut Command {
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROLECALL_") || key.starts_with("POD_") {
+    for (key, _) in std::env::vars_os() {
+        let Some(key) = key.to_str() else { continue };
+        if ["ROLECALL_", "POD_", "KUBERNETES_"]
+            .iter()
+            .any(|prefix| key.starts_with(prefix))
+            || key == "NODE_NAME"
+        {
             cmd.env_remove(key);
         }
     }
@@ -206,13 +235,5 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 /// Whether a test that needs root (`for_what`: namespaces, mounts, chown) can run. Without root
 /// it says why and is skipped; in CI, which runs as root, that is a failure.
 pub fn require_root(test: &str, for_what: &str) -> bool {
-    if nix::unistd::geteuid().is_root() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("ROLECALL_CI").is_none(),
-        "{test}: needs root ({for_what}), and CI must run as root"
-    );
-    tell(&format!("SKIPPED {test}: needs root ({for_what})"));
-    false
+    nix::unistd::geteuid().is_root() || skip(test, &format!("needs root ({for_what})"))
 }

@@ -4,7 +4,7 @@
 //! process dies.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufRead as _, BufReader, Read as _, Seek as _, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _};
 use std::ops::Range;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
@@ -20,11 +20,9 @@ const ROLECALL: &str = env!("CARGO_BIN_EXE_rolecall");
 /// What the harness itself needs besides root.
 const HARNESS_TOOLS: [&str; 6] = ["ip", "unshare", "nsenter", "mount", "flock", "kill"];
 
-/// Prints on the real stderr, bypassing libtest's capture: skips and bring-up times must be
-/// seen in a passing run too.
-pub fn report(line: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{line}");
-}
+/// Prints on the real stderr, bypassing libtest's capture: bring-up times must be seen in a
+/// passing run too.
+pub use crate::common::tell as report;
 
 /// Whether this machine can run the test `what`, which needs `tools`. If not, says why and
 /// returns false (the test is skipped, never silently passed); with ROLECALL_CI=1 it fails
@@ -42,15 +40,13 @@ pub fn can_run(what: &str, tools: &[&str]) -> bool {
     if missing.is_empty() {
         return true;
     }
-    let why = format!(
-        "needs {}; .ci/run installs the Debian packages and runs the tests as root",
-        missing.join(", ")
-    );
-    if std::env::var("ROLECALL_CI").is_ok_and(|v| v == "1") {
-        panic!("{what}: {why} (ROLECALL_CI=1: a missing prerequisite fails the test)");
-    }
-    report(&format!("SKIPPED {what}: {why}"));
-    false
+    crate::common::skip(
+        what,
+        &format!(
+            "needs {}; .ci/run installs the Debian packages and runs the tests as root",
+            missing.join(", ")
+        ),
+    )
 }
 
 fn on_path(tool: &str) -> bool {

@@ -2,6 +2,32 @@
 # The test command (see README): formatting, lints and every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What the toolchain must have: rustfmt and clippy, and the static binary's musl target. A fresh
+# clone with rustup gets them here; without rustup, say what to install and stop.
+readonly components=(rustfmt clippy) targets=(x86_64-unknown-linux-musl)
+if command -v rustup >/dev/null; then
+    installed_components=$(rustup component list --installed)
+    for component in "${components[@]}"; do
+        if ! grep -q "^$component" <<<"$installed_components"; then
+            rustup component add "$component"
+        fi
+    done
+    installed_targets=$(rustup target list --installed)
+    for target in "${targets[@]}"; do
+        if ! grep -qx "$target" <<<"$installed_targets"; then
+            rustup target add "$target"
+        fi
+    done
+else
+    sysroot=$(rustc --print sysroot)
+    for target in "${targets[@]}"; do
+        if [[ ! -d $sysroot/lib/rustlib/$target ]]; then
+            echo "test.sh: the Rust target $target is missing and there is no rustup to add it; install the Rust standard library for $target (and rustfmt, clippy), then rerun" >&2
+            exit 1
+        fi
+    done
+fi
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 # The fuzz targets must keep compiling; checked without libFuzzer they cost seconds (fuzz/README.md).

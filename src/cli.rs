@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::BoolishValueParser;
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::names::{MAX_ORDINAL, MAX_REPLICAS};
 
@@ -146,6 +147,16 @@ pub struct RoleArgs {
     /// Without --role: write no server-id file
     #[arg(long, conflicts_with_all = ["role", "id_file"])]
     pub no_id_file: bool,
+
+    /// Memory budget: a template that needs more ends the render with exit 4 (bytes, or a
+    /// quantity like 512Mi or 1Gi)
+    #[arg(
+        long,
+        env = "ROLECALL_MEMORY_LIMIT",
+        value_name = "SIZE",
+        default_value = "256Mi"
+    )]
+    pub memory_limit: String,
 }
 
 #[derive(Debug, Args)]
@@ -189,7 +200,8 @@ pub struct RenderArgs {
     pub dry_run: bool,
 
     /// Replace files atomically but skip fsync: for an emptyDir, re-rendered at every pod start
-    #[arg(long, help_heading = "Output", env = "ROLECALL_NO_SYNC")]
+    #[arg(long, help_heading = "Output", env = "ROLECALL_NO_SYNC",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
     pub no_sync: bool,
 
     /// No summary (and no wait progress) on stderr

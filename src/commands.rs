@@ -12,12 +12,13 @@ use crate::cli::{
 };
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::inputs::Inputs;
+use crate::memory::{self, Stage};
 use crate::model::SET_FIELDS;
 use crate::render::render_pod;
 use crate::role::{self, Role};
 use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
 use crate::wait::{self, PlanError, Pods};
-use crate::{output, write};
+use crate::{output, preview, write};
 
 /// Prints to stdout; a closed pipe (`rolecall plan | head`) is not an error worth a message.
 fn print(text: &str) -> Result<()> {
@@ -50,7 +51,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     let output = OutputSettings::from_args(args)?;
     let waits = WaitSettings::from_args(&args.wait)?;
     let id = inputs.identify()?;
-    let cluster = inputs.cluster(&id.name, "render")?;
+    let cluster = inputs.cluster(&id.set, "render")?;
     let pods = Pods::Cluster {
         cluster: &cluster,
         index: id.index,
@@ -59,6 +60,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     let templates = inputs.templates()?;
     let files = render_pod(&templates, &inputs.role, &cluster, id.index, output.mode)
         .or_exit(Exit::Template)?;
+    memory::set_stage(Stage::Other);
     // --wait-for: flags and templates are checked above, so a mistake fails at once, not after
     // the wait; nothing is written until the peers answer.
     if waits.is_set() {
@@ -66,7 +68,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     }
     let changes = if output.dry_run {
         let (text, changes) =
-            write::preview(&output.out, &files, output.owner).or_exit(Exit::Output)?;
+            preview::preview(&output.out, &files, output.owner).or_exit(Exit::Output)?;
         print(&text)?;
         changes
     } else {
@@ -75,7 +77,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     };
     if !output.quiet {
         let me = &cluster.members[id.index as usize];
-        eprintln!("{}", output::summary(me, &changes, output.dry_run));
+        output::say(&output::summary(me, &changes, output.dry_run));
     }
     Ok(())
 }
@@ -109,7 +111,7 @@ pub fn exec(args: &ExecArgs) -> Result<()> {
 pub fn env(args: &EnvArgs) -> Result<()> {
     let inputs = Inputs::new(&args.pod, &args.role, false)?;
     let id = inputs.identify()?;
-    let cluster = inputs.cluster(&id.name, "env")?;
+    let cluster = inputs.cluster(&id.set, "env")?;
     let role = &inputs.role;
     let view = cluster.view(id.index, &role.vars, role.first_boot);
     match args.format {
@@ -128,10 +130,10 @@ pub fn get(args: &GetArgs) -> Result<()> {
     let id = inputs.identify()?;
     let role = &inputs.role;
     let fields = if inputs.pod.shape.replicas.is_some() {
-        let cluster = inputs.cluster(&id.name, "get")?;
+        let cluster = inputs.cluster(&id.set, "get")?;
         output::fields(&cluster.view(id.index, &role.vars, role.first_boot))
     } else {
-        let model = inputs.model(&id.name)?;
+        let model = inputs.model(&id.set)?;
         let me = model.member(id.index).or_exit(Exit::Template)?;
         output::fields(&model.view(&me, &role.vars, role.first_boot))
     };
@@ -161,8 +163,8 @@ pub fn get(args: &GetArgs) -> Result<()> {
 
 pub fn plan(args: &PlanArgs) -> Result<()> {
     let inputs = Inputs::new(&args.pod, &args.role, false)?;
-    let name = inputs.set_name(args.name.as_deref())?;
-    let cluster = inputs.cluster(&name, "plan")?;
+    let set = inputs.set_name(args.name.as_deref())?;
+    let cluster = inputs.cluster(&set, "plan")?;
     match args.format {
         PlanFormat::Table => print(&output::plan_table(&cluster)),
         PlanFormat::Json => print(&output::plan_json(&cluster)),
@@ -171,8 +173,8 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 
 pub fn check(args: &CheckArgs) -> Result<()> {
     let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
-    let name = inputs.set_name(args.name.as_deref())?;
-    let cluster = inputs.cluster(&name, "check")?;
+    let set = inputs.set_name(args.name.as_deref())?;
+    let cluster = inputs.cluster(&set, "check")?;
     let templates = inputs.templates()?;
     let errors: Vec<String> = (0..cluster.replicas)
         .filter_map(|index| {
@@ -211,14 +213,14 @@ pub fn wait(args: &WaitCmdArgs) -> Result<()> {
         let id = inputs.identify()?;
         // Without --replicas only `previous` can be placed; `wait::plan` says what is missing.
         if inputs.pod.shape.replicas.is_some() {
-            let cluster = inputs.cluster(&id.name, "wait")?;
+            let cluster = inputs.cluster(&id.set, "wait")?;
             let pods = Pods::Cluster {
                 cluster: &cluster,
                 index: id.index,
             };
             wait::plan(&waits.specs, &pods)
         } else {
-            let model = inputs.model(&id.name)?;
+            let model = inputs.model(&id.set)?;
             let pods = Pods::Model {
                 model: &model,
                 index: id.index,

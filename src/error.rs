@@ -71,3 +71,58 @@ macro_rules! fail {
         return Err($crate::error::Failure::new($exit, anyhow::anyhow!($($arg)*)))
     };
 }
+
+/// Reports a command-line error as every other error is reported (`rolecall: ...`, naming the
+/// environment variable when the bad value came from one) and returns its exit code. Help and
+/// version requests are printed as clap prints them.
+pub fn usage_error(e: &clap::Error) -> u8 {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        let _ = e.print();
+        return u8::try_from(e.exit_code()).unwrap_or(Exit::Usage.code());
+    }
+    let context = |kind| match e.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let rendered = e.render().to_string();
+    let mut text = rendered
+        .trim_end()
+        .strip_prefix("error: ")
+        .unwrap_or(rendered.trim_end())
+        .to_string();
+    if let (Some(arg), Some(value)) = (
+        context(ContextKind::InvalidArg),
+        context(ContextKind::InvalidValue),
+    ) && let Some(var) = env_of(arg).filter(|var| {
+        std::env::var_os(var).is_some_and(|v| v.to_string_lossy() == value)
+            && !std::env::args().any(|a| a == value || a.ends_with(&format!("={value}")))
+    }) {
+        text = text.replacen(
+            &format!("for '{arg}'"),
+            &format!("for '{arg}' (from environment variable {var})"),
+            1,
+        );
+    }
+    crate::output::say(&format!("rolecall: {text}"));
+    Exit::Usage.code()
+}
+
+/// The environment variable behind a flag as clap names it in errors (`--replicas <N>`).
+fn env_of(arg: &str) -> Option<String> {
+    use clap::CommandFactory as _;
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let mut command = crate::cli::Cli::command();
+    command.build();
+    let env = command
+        .get_subcommands()
+        .flat_map(|sub| sub.get_arguments())
+        .find(|a| a.get_long() == Some(long))?
+        .get_env()?;
+    Some(env.to_string_lossy().into_owned())
+}

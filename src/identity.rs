@@ -4,15 +4,15 @@
 use anyhow::{bail, ensure};
 use regex_lite::Regex;
 
-use crate::names::{MAX_ORDINAL, is_dns_label, pod_name};
+use crate::names::{MAX_ORDINAL, SetName, is_dns_label};
 
 /// This pod's place in its StatefulSet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
-    /// The pod name, e.g. `web-2`.
+    /// The pod name, e.g. `web-2`: the hostname (its first label), never rebuilt.
     pub hostname: String,
-    /// The set name, e.g. `web`.
-    pub name: String,
+    /// The set name, e.g. `web`, and how its pods are named.
+    pub set: SetName,
     pub ordinal: u32,
     /// `ordinal - start ordinal`: 0 for the first pod of the set.
     pub index: u32,
@@ -33,7 +33,7 @@ pub fn resolve(
     pod_index: Option<u32>,
     shape: &Shape,
 ) -> anyhow::Result<Identity> {
-    let (name, ordinal) = split(hostname, regex)?;
+    let (set, ordinal) = split(hostname, regex)?;
     if let Some(label) = pod_index {
         ensure!(
             label == ordinal,
@@ -43,8 +43,8 @@ pub fn resolve(
     }
     let index = index_of(ordinal, shape)?;
     Ok(Identity {
-        hostname: pod_name(&name, ordinal),
-        name,
+        hostname: set.pod(ordinal),
+        set,
         ordinal,
         index,
     })
@@ -73,8 +73,8 @@ pub fn ordinal_regex(pattern: &str) -> anyhow::Result<Regex> {
     Ok(regex)
 }
 
-/// Splits `web-2` (or `web-2.web.ns.svc.cluster.local`) into `("web", 2)`.
-pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
+/// Splits `web-2` (or `web-2.web.ns.svc.cluster.local`) into set `web` and ordinal 2.
+pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(SetName, u32)> {
     ensure!(
         !hostname.is_empty(),
         "the hostname is empty; pass --hostname NAME-N or set POD_NAME"
@@ -106,12 +106,19 @@ pub fn split(hostname: &str, regex: &Regex) -> anyhow::Result<(String, u32)> {
         None => short[..digits.start()].trim_end_matches(['-', '_', '.']),
     };
     ensure!(
-        is_dns_label(&pod_name(name, ordinal)),
+        is_dns_label(short),
         "hostname `{shown}`: pod name `{}` is not a DNS label (lowercase letters, digits and `-`, \
          at most 63 characters), as StatefulSet pod names are",
-        pod_name(name, ordinal).escape_debug()
+        short.escape_debug()
     );
-    Ok((name.to_string(), ordinal))
+    // The set name is also the default Service name, a DNS label of every pod's FQDN.
+    ensure!(
+        is_dns_label(name),
+        "hostname `{shown}`: set name `{}` is not a DNS label (it must start and end with a \
+         letter or digit), so no StatefulSet has it; check the hostname or --ordinal-regex",
+        name.escape_debug()
+    );
+    Ok((SetName::like(name, short, digits.range()), ordinal))
 }
 
 fn parse_ordinal(digits: &str) -> Result<u32, String> {
@@ -173,11 +180,9 @@ mod tests {
             ("zk-2.zk.default.svc.cluster.local", "zk", 2),
             ("a-2147483647", "a", 2147483647),
         ] {
-            assert_eq!(
-                split(host, &re).unwrap(),
-                (name.to_string(), ordinal),
-                "{host}"
-            );
+            let (set, got) = split(host, &re).unwrap();
+            assert_eq!((set.name.as_str(), got), (name, ordinal), "{host}");
+            assert_eq!(set.pod(ordinal), host.split('.').next().unwrap());
         }
     }
 
@@ -205,10 +210,8 @@ mod tests {
     #[test]
     fn a_regex_without_a_name_group_takes_the_prefix() {
         let re = ordinal_regex(r"(?P<ordinal>[0-9]+)$").unwrap();
-        assert_eq!(
-            split("kafka-broker-7", &re).unwrap(),
-            ("kafka-broker".to_string(), 7)
-        );
+        let (set, ordinal) = split("kafka-broker-7", &re).unwrap();
+        assert_eq!((set.name.as_str(), ordinal), ("kafka-broker", 7));
     }
 
     #[test]
@@ -219,11 +222,8 @@ mod tests {
             r"^(?P<name>[[:alpha:]]+)\b-(?P<ordinal>[0-9]+)\s*$",
         ] {
             let re = ordinal_regex(pattern).unwrap();
-            assert_eq!(
-                split("web-12", &re).unwrap(),
-                ("web".into(), 12),
-                "{pattern}"
-            );
+            let (set, ordinal) = split("web-12", &re).unwrap();
+            assert_eq!((set.name.as_str(), ordinal), ("web", 12), "{pattern}");
         }
         // ASCII `\d` does not take other scripts' digits for an ordinal.
         let re = ordinal_regex(r"^(?P<name>.+)-(?P<ordinal>\d+)$").unwrap();
@@ -283,5 +283,30 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("pod-index"), "{err}");
+    }
+
+    /// Another naming scheme names every peer like this pod: the hostname around its ordinal,
+    /// never `NAME-ORDINAL` rebuilt.
+    #[test]
+    fn pods_are_named_like_the_hostname() {
+        let re = ordinal_regex(r"^(?P<name>[a-z]+)(?P<ordinal>[0-9]+)$").unwrap();
+        let id = resolve("web1", &re, None, &shape(0, Some(3))).unwrap();
+        assert_eq!(
+            (id.hostname.as_str(), id.set.name.as_str()),
+            ("web1", "web")
+        );
+        assert_eq!(id.set.pod(2), "web2");
+        let re = ordinal_regex(r"^(?P<name>.+)-x(?P<ordinal>\d+)$").unwrap();
+        let id = resolve("broker-x9", &re, None, &shape(0, None)).unwrap();
+        assert_eq!(
+            (id.hostname.as_str(), id.set.pod(0)),
+            ("broker-x9", "broker-x0".into())
+        );
+    }
+
+    #[test]
+    fn a_set_name_that_is_no_dns_label_is_refused() {
+        let err = split("web--1", &default_regex()).unwrap_err().to_string();
+        assert!(err.contains("set name `web-` is not a DNS label"), "{err}");
     }
 }

@@ -5,7 +5,10 @@
 use crate::cli::{PodArgs, RoleArgs};
 use crate::error::{Exit, OrExit, Result};
 use crate::identity::Identity;
+use crate::memory::{self, Stage};
 use crate::model::{Cluster, Model};
+use crate::names::SetName;
+use crate::output::say;
 use crate::render::Templates;
 use crate::settings::{PodSettings, RoleSettings};
 
@@ -30,7 +33,7 @@ impl Inputs {
     fn warn(&self, warnings: &[String]) {
         if !self.quiet {
             for warning in warnings {
-                eprintln!("rolecall: warning: {warning}");
+                say(&format!("rolecall: warning: {warning}"));
             }
         }
     }
@@ -40,37 +43,38 @@ impl Inputs {
         self.pod.identify()
     }
 
-    /// The set name for commands about the whole set: `--name`, else from the hostname.
-    pub fn set_name(&self, name: Option<&str>) -> Result<String> {
+    /// The set for commands about the whole set: `--name`, else from the hostname.
+    pub fn set_name(&self, name: Option<&str>) -> Result<SetName> {
         self.pod.set_name(name, &self.role.role)
     }
 
-    /// The rules of the role, ready to place pods of the set `name`.
-    pub fn model(&self, name: &str) -> Result<Model<'_>> {
+    /// The rules of the role, ready to place pods of the set.
+    pub fn model(&self, set: &SetName) -> Result<Model<'_>> {
         Model::new(
             &self.role.role,
             &self.role.vars,
-            name,
-            self.pod.placement(name),
+            set.clone(),
+            self.pod.placement(&set.name),
             self.pod.shape.start_ordinal,
         )
         .or_exit(Exit::Template)
     }
 
-    /// Every pod of the set `name`; `what` names the command in the message when the set's size
-    /// is unknown. Prints the set's warnings.
-    pub fn cluster(&self, name: &str, what: &str) -> Result<Cluster<'_>> {
+    /// Every pod of the set; `what` names the command in the message when the set's size is
+    /// unknown. Prints the set's warnings.
+    pub fn cluster(&self, set: &SetName, what: &str) -> Result<Cluster<'_>> {
         let replicas = self.pod.replicas(what)?;
-        let cluster = self
-            .model(name)?
-            .cluster(replicas)
-            .or_exit(Exit::Template)?;
+        let cluster = self.model(set)?.cluster(replicas).or_exit(Exit::Template)?;
         self.warn(&cluster.warnings);
         Ok(cluster)
     }
 
-    /// The role's templates with the config dir's keys over them, read now.
+    /// The role's templates with the config dir's keys over them, read now. Until the caller
+    /// says otherwise, running out of memory is blamed on them.
     pub fn templates(&self) -> Result<Templates> {
+        // From here a template can ask for memory without bound: running out of the budget is
+        // the template's fault (exit 4).
+        memory::set_stage(Stage::Templates);
         let keys = self.role.config_keys()?;
         Templates::load(
             &self.role.role,

@@ -5,7 +5,7 @@
 use anyhow::{anyhow, bail, ensure};
 use serde::Serialize;
 
-use crate::names::pod_name;
+use crate::names::{SetName, is_dns_label};
 use crate::role::{Bound, FileSpec, Role, Var, Vars};
 
 /// Where the pods of the set live in DNS.
@@ -57,7 +57,8 @@ impl Condition {
 pub struct Model<'r> {
     role: &'r Role,
     conditions: Vec<Condition>,
-    pub name: String,
+    /// The set name, and how its pods are named.
+    pub set: SetName,
     pub placement: Placement,
     pub start_ordinal: u32,
 }
@@ -78,7 +79,7 @@ impl<'r> Model<'r> {
     pub fn new(
         role: &'r Role,
         vars: &Vars,
-        name: &str,
+        set: SetName,
         placement: Placement,
         start_ordinal: u32,
     ) -> anyhow::Result<Self> {
@@ -114,7 +115,7 @@ impl<'r> Model<'r> {
         Ok(Model {
             role,
             conditions,
-            name: name.to_string(),
+            set,
             placement,
             start_ordinal,
         })
@@ -152,7 +153,11 @@ impl<'r> Model<'r> {
                 self.role.name
             );
         };
-        let hostname = pod_name(&self.name, ordinal);
+        let hostname = self.set.pod(ordinal);
+        ensure!(
+            is_dns_label(&hostname),
+            "pod name `{hostname}` of ordinal {ordinal} is not a DNS label (at most 63 characters)"
+        );
         let Placement {
             service,
             namespace,
@@ -198,7 +203,7 @@ impl<'r> Model<'r> {
         let leader_role = self.role.leader_role();
         let leader = members.iter().position(|m| m.role == leader_role);
         let mut warnings = Vec::new();
-        if sizes.warn_even && replicas % 2 == 0 {
+        if sizes.warn_even && replicas.is_multiple_of(2) {
             warnings.push(format!(
                 "role {}: {replicas} members tolerate no more failures than {} would; an odd number is better",
                 self.role.name,
@@ -284,7 +289,7 @@ impl<'r> Model<'r> {
         let placement = &self.placement;
         View {
             hostname: &me.hostname,
-            name: &self.name,
+            name: &self.set.name,
             ordinal: me.ordinal,
             index: me.index,
             start_ordinal: self.start_ordinal,
@@ -353,7 +358,14 @@ mod tests {
     #[test]
     fn server_id_is_offset_plus_ordinal() {
         let role = mysql();
-        let model = Model::new(&role, &role.spec.vars, "mysql", placement(), 0).unwrap();
+        let model = Model::new(
+            &role,
+            &role.spec.vars,
+            SetName::statefulset("mysql"),
+            placement(),
+            0,
+        )
+        .unwrap();
         let cluster = model.cluster(3).unwrap();
         let ids: Vec<_> = cluster.members.iter().map(|m| m.server_id).collect();
         assert_eq!(ids, [100, 101, 102]);
@@ -362,10 +374,16 @@ mod tests {
     #[test]
     fn first_pod_leads_and_the_rest_follow() {
         let role = mysql();
-        let cluster = Model::new(&role, &role.spec.vars, "mysql", placement(), 5)
-            .unwrap()
-            .cluster(3)
-            .unwrap();
+        let cluster = Model::new(
+            &role,
+            &role.spec.vars,
+            SetName::statefulset("mysql"),
+            placement(),
+            5,
+        )
+        .unwrap()
+        .cluster(3)
+        .unwrap();
         let roles: Vec<_> = cluster
             .members
             .iter()
@@ -385,7 +403,7 @@ mod tests {
         let mut role = Role::builtin("zookeeper").unwrap();
         let vars = role.spec.vars.clone();
         // myid 1..=255: ordinal 254 is myid 255, ordinal 255 would be 256.
-        let model = Model::new(&role, &vars, "zk", placement(), 254).unwrap();
+        let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 254).unwrap();
         assert_eq!(model.member(0).unwrap().server_id, 255);
         let err = model.member(1).unwrap_err().to_string();
         assert!(err.contains("outside the range 1..=255"), "{err}");
@@ -394,7 +412,7 @@ mod tests {
             min: 1,
             max: 10,
         };
-        let model = Model::new(&role, &vars, "zk", placement(), 0).unwrap();
+        let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0).unwrap();
         assert!(model.member(0).is_err(), "id 0 is below min 1");
     }
 
@@ -403,7 +421,7 @@ mod tests {
         let role = Role::builtin("zookeeper").unwrap();
         let mut vars = role.spec.vars.clone();
         vars.insert("observers_from".into(), Var::Str("3".into()));
-        let cluster = Model::new(&role, &vars, "zk", placement(), 0)
+        let cluster = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0)
             .unwrap()
             .cluster(5)
             .unwrap();
@@ -419,19 +437,26 @@ mod tests {
             ]
         );
         vars.insert("observers_from".into(), Var::Str(String::new()));
-        let cluster = Model::new(&role, &vars, "zk", placement(), 0)
+        let cluster = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0)
             .unwrap()
             .cluster(5)
             .unwrap();
         assert!(cluster.members.iter().all(|m| m.role == "participant"));
         vars.insert("observers_from".into(), Var::Str("x".into()));
-        assert!(Model::new(&role, &vars, "zk", placement(), 0).is_err());
+        assert!(Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0).is_err());
     }
 
     #[test]
     fn set_size_is_checked_against_the_role() {
         let role = Role::builtin("zookeeper").unwrap();
-        let model = Model::new(&role, &role.spec.vars, "zk", placement(), 0).unwrap();
+        let model = Model::new(
+            &role,
+            &role.spec.vars,
+            SetName::statefulset("zk"),
+            placement(),
+            0,
+        )
+        .unwrap();
         assert!(model.cluster(256).is_err());
     }
 
@@ -439,7 +464,7 @@ mod tests {
     fn view_marks_self_and_leader() {
         let role = mysql();
         let vars = role.spec.vars.clone();
-        let cluster = Model::new(&role, &vars, "mysql", placement(), 0)
+        let cluster = Model::new(&role, &vars, SetName::statefulset("mysql"), placement(), 0)
             .unwrap()
             .cluster(3)
             .unwrap();
@@ -461,7 +486,7 @@ mod tests {
     fn set_fields_are_what_a_view_without_the_set_lacks() {
         let role = mysql();
         let vars = role.spec.vars.clone();
-        let cluster = Model::new(&role, &vars, "mysql", placement(), 0)
+        let cluster = Model::new(&role, &vars, SetName::statefulset("mysql"), placement(), 0)
             .unwrap()
             .cluster(3)
             .unwrap();

@@ -19,6 +19,42 @@ pub fn pod_name(name: &str, ordinal: u32) -> String {
     format!("{name}-{ordinal}")
 }
 
+/// A set's name, and how its pods are named: the text around the ordinal of this pod's own
+/// hostname. A StatefulSet names its pods `NAME-ORDINAL`; another naming scheme read with
+/// `--ordinal-regex` (`broker-x9`) names its peers alike (`broker-x0`), never rebuilt as
+/// `NAME-ORDINAL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetName {
+    pub name: String,
+    prefix: String,
+    suffix: String,
+}
+
+impl SetName {
+    /// A StatefulSet's pods: `NAME-ORDINAL`.
+    pub fn statefulset(name: &str) -> SetName {
+        SetName {
+            name: name.to_string(),
+            prefix: format!("{name}-"),
+            suffix: String::new(),
+        }
+    }
+
+    /// Pods named like `hostname`, whose ordinal is `hostname[ordinal]`.
+    pub fn like(name: &str, hostname: &str, ordinal: std::ops::Range<usize>) -> SetName {
+        SetName {
+            name: name.to_string(),
+            prefix: hostname[..ordinal.start].to_string(),
+            suffix: hostname[ordinal.end..].to_string(),
+        }
+    }
+
+    /// The name of the pod with this ordinal.
+    pub fn pod(&self, ordinal: u32) -> String {
+        format!("{}{ordinal}{}", self.prefix, self.suffix)
+    }
+}
+
 /// An RFC 1123 label: what Kubernetes allows as a pod hostname or a namespace.
 pub fn is_dns_label(s: &str) -> bool {
     let bytes = s.as_bytes();

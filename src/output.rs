@@ -2,12 +2,22 @@
 //! lines, single fields, the plan table, the peers file and the summary line.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::model::{Cluster, Member, View};
 use crate::write::Change;
+
+/// Writes one line to stderr. A full or closed stderr loses the line, never the outcome: the
+/// exit code is what a caller goes by.
+pub fn say(line: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = stderr
+        .write_all(line.as_bytes())
+        .and_then(|()| stderr.write_all(b"\n"));
+}
 
 /// Named values of `rolecall env` / `rolecall get`, in output order.
 pub type Fields = Vec<(String, String)>;
@@ -112,7 +122,7 @@ pub fn plan_json(cluster: &Cluster) -> String {
     let placement = &cluster.model.placement;
     let plan = Plan {
         role: &cluster.model.role().name,
-        name: &cluster.model.name,
+        name: &cluster.model.set.name,
         service: &placement.service,
         namespace: &placement.namespace,
         cluster_domain: &placement.cluster_domain,

@@ -39,14 +39,16 @@ pub struct Rendered {
 }
 
 impl Templates {
-    /// Collects the role's templates, then the config dir's keys over them (the user's file wins).
+    /// Collects the role's templates, then the config dir's keys over them (the user's file wins),
+    /// and loads what the role renders and what that includes, extends or calls. Other keys are
+    /// never parsed: a ConfigMap may hold thousands of files for other programs.
     pub fn load(role: &Role, config: Option<(&Path, &Keys)>) -> anyhow::Result<Templates> {
         let mut sources: BTreeMap<String, (String, String)> = role
             .templates
             .iter()
             .map(|(name, t)| (name.clone(), (t.text.clone(), t.origin.clone())))
             .collect();
-        let mut not_text = BTreeMap::new();
+        let mut broken = BTreeMap::new();
         if let Some((dir, keys)) = config {
             for (key, bytes) in keys {
                 let origin = dir.join(key).display().to_string();
@@ -56,40 +58,43 @@ impl Templates {
                     }
                     Err(_) => {
                         sources.remove(key);
-                        not_text.insert(key.clone(), format!("{origin} is not UTF-8 text"));
+                        broken.insert(key.clone(), format!("{origin} is not UTF-8 text"));
                     }
                 }
             }
         }
         let mut tera = new_tera();
-        let mut broken = not_text;
-        let mut good = Vec::new();
-        // One probe for every template: only parsing yields a syntax error, and parsing does not
-        // depend on the templates already added (building tera's builtins costs more than
-        // parsing a small template).
-        let mut probe = Tera::default();
-        for (name, (text, origin)) in &sources {
-            match probe.add_raw_template(name, text) {
-                Err(e) if matches!(e.kind(), tera::ErrorKind::SyntaxError(_)) => {
-                    broken.insert(name.clone(), format!("{origin}: {e}"));
-                }
-                _ => good.push((name.as_str(), text.as_str())),
-            }
+        let mut loader = Loader {
+            sources: &sources,
+            broken,
+            good: Vec::new(),
+            probe: Tera::default(),
+        };
+        for file in role.all_files() {
+            loader.want(file.name());
         }
-        // A key that parses may still fail tera's checks across templates (an unknown filter, an
-        // include of a missing key, an include cycle). Set such keys aside too, round by round, so
-        // an unused one cannot break every render; what renders or includes them fails instead.
-        while let Err(e) = tera.add_raw_templates(good.iter().copied()) {
-            let culprits = culprits(&e, &good);
+        // A template that parses may still fail tera's checks across templates: it includes,
+        // extends or calls a component of a key not loaded yet (load that key too), or of one
+        // that is missing or broken, or it is in an include cycle (set it aside: what renders it
+        // fails, naming why). Round by round, until tera takes the set.
+        while let Err(e) = tera.add_raw_templates(loader.good.iter().copied()) {
+            if loader.want_referenced(&e) {
+                continue;
+            }
+            let culprits = culprits(&e, &loader.good);
             if culprits.is_empty() {
                 return Err(anyhow!("{e}")).context("cannot load templates");
             }
             for (name, why) in culprits {
                 let origin = &sources[name].1;
-                broken.insert(name.to_string(), format!("{origin}: {why}"));
+                loader
+                    .broken
+                    .insert(name.to_string(), format!("{origin}: {why}"));
             }
-            good.retain(|(name, _)| !broken.contains_key(*name));
+            let broken = &loader.broken;
+            loader.good.retain(|(name, _)| !broken.contains_key(*name));
         }
+        let broken = loader.broken;
         let origins = sources
             .into_iter()
             .map(|(name, (_, origin))| (name, origin))
@@ -181,6 +186,69 @@ impl Templates {
     }
 }
 
+/// The templates to load: those wanted so far that parse, and those set aside with why.
+struct Loader<'s> {
+    sources: &'s BTreeMap<String, (String, String)>,
+    broken: BTreeMap<String, String>,
+    good: Vec<(&'s str, &'s str)>,
+    /// Parses one template at a time for its syntax errors alone (building tera's builtins
+    /// costs more than parsing a small template, so one probe serves all).
+    probe: Tera,
+}
+
+impl<'s> Loader<'s> {
+    /// Takes the template `name` into the set, unless it is missing (reported when used),
+    /// already in, or does not parse (set aside with the error).
+    fn want(&mut self, name: &str) -> bool {
+        let Some((key, (text, origin))) = self.sources.get_key_value(name) else {
+            return false;
+        };
+        if self.broken.contains_key(name) || self.good.iter().any(|(n, _)| *n == name) {
+            return false;
+        }
+        match self.probe.add_raw_template(key, text) {
+            Err(e) if matches!(e.kind(), tera::ErrorKind::SyntaxError(_)) => {
+                self.broken.insert(key.clone(), format!("{origin}: {e}"));
+            }
+            _ => self.good.push((key.as_str(), text.as_str())),
+        }
+        true
+    }
+
+    /// Takes in the templates a failed load names as unknown (an include, a parent) or that
+    /// define an unknown component; whether any was taken in.
+    fn want_referenced(&mut self, e: &tera::Error) -> bool {
+        let mut wanted = false;
+        if let tera::ErrorKind::MissingParent { parent, .. } = e.kind() {
+            wanted |= self.want(parent);
+        }
+        let text = e.to_string();
+        for name in between(&text, "Unknown template `", "`") {
+            wanted |= self.want(name);
+        }
+        for component in between(&text, "Unknown component `", "`") {
+            let definition = format!("component {component}(");
+            let defining: Vec<&str> = self
+                .sources
+                .iter()
+                .filter(|(_, (text, _))| text.contains(&definition))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            for name in defining {
+                wanted |= self.want(name);
+            }
+        }
+        wanted
+    }
+}
+
+/// Every text between `start` and the next `end` in `text`.
+fn between<'t>(text: &'t str, start: &'t str, end: &'t str) -> impl Iterator<Item = &'t str> {
+    text.split(start)
+        .skip(1)
+        .filter_map(move |rest| rest.split_once(end).map(|(inside, _)| inside))
+}
+
 /// Every file the pod at `index` writes, with its final mode: the role's templates for it, the
 /// `peers` file and `rolecall.env`.
 pub fn render_pod(
@@ -229,6 +297,14 @@ fn culprits<'a>(e: &tera::Error, loaded: &[(&'a str, &str)]) -> BTreeMap<&'a str
                 blamed.insert(name, e.to_string());
             }
         }
+        _ if e.to_string().contains("is defined in both") => {
+            // `Component `X` is defined in both `A` and `B``: neither can be trusted.
+            let text = e.to_string();
+            let (_, both) = text.split_once("is defined in both").unwrap_or_default();
+            for name in between(both, "`", "`").filter_map(find) {
+                blamed.insert(name, text.clone());
+            }
+        }
         _ => {
             // Reference checks report every offending template as `error: ... --> NAME:L:C`.
             for report in e.to_string().split("\n\nerror: ") {
@@ -258,7 +334,72 @@ fn new_tera() -> Tera {
     tera.register_function("get_env", get_env);
     tera.register_filter("map", map);
     tera.register_filter("filter", filter);
+    tera.register_filter("shell", shell);
+    tera.register_filter("yaml", yaml);
+    tera.register_filter("json", json);
+    tera.register_filter("line", line);
+    tera.register_filter("properties", properties);
     tera
+}
+
+// Escaping filters: a value a user passes is data in every format a template writes.
+
+/// The text of a value, as `{{ value }}` prints it.
+fn text(value: &Value) -> String {
+    format!("{value}")
+}
+
+/// A control character the value may not hold in a line-based format.
+fn refuse_control(filter: &str, text: &str, allowed: &[char]) -> tera::TeraResult<()> {
+    match text
+        .chars()
+        .find(|c| c.is_control() && !allowed.contains(c))
+    {
+        None => Ok(()),
+        Some(c) => Err(tera::Error::message(format!(
+            "`{filter}`: the value `{}` holds {}, which would end or break the line it goes into",
+            text.escape_debug(),
+            c.escape_debug()
+        ))),
+    }
+}
+
+/// `vars.x | shell`: one single-quoted POSIX shell word, whatever the value holds; `eval`, `sh -c`
+/// and `. file` read it back unchanged and run none of it.
+fn shell(value: Value, _: Kwargs, _: &State) -> String {
+    format!("'{}'", text(&value).replace('\'', r"'\''"))
+}
+
+/// `vars.x | yaml`: a double-quoted YAML scalar (JSON's string syntax, which YAML reads alike):
+/// a line break or a `: ` in the value cannot start a new key.
+fn yaml(value: Value, _: Kwargs, _: &State) -> String {
+    serde_json::Value::String(text(&value)).to_string()
+}
+
+/// `x | json`: the value as JSON: a string quoted and escaped, numbers, booleans, lists and maps
+/// as they are.
+fn json(value: Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
+    serde_json::to_string(&value).map_err(|e| tera::Error::message(format!("`json`: {e}")))
+}
+
+/// `vars.x | line`: the value unchanged, for a line-based format (`.conf`, `.cnf`, `.cfg`); an
+/// error if it holds a line break or another control character.
+fn line(value: Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
+    let text = text(&value);
+    refuse_control("line", &text, &[])?;
+    Ok(text)
+}
+
+/// `vars.x | properties`: a Java `.properties` value: backslashes doubled (a trailing one would
+/// join the next line) and a leading space kept; an error on a line break or control character.
+fn properties(value: Value, _: Kwargs, _: &State) -> tera::TeraResult<String> {
+    let text = text(&value);
+    refuse_control("properties", &text, &[])?;
+    let escaped = text.replace('\\', r"\\");
+    Ok(match escaped.strip_prefix(' ') {
+        Some(rest) => format!(r"\ {rest}"),
+        None => escaped,
+    })
 }
 
 /// `peers | map(attribute="address")`, as in tera 1: that attribute of every item.

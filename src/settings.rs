@@ -15,7 +15,7 @@ use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::identity::{self, Identity, Shape, ordinal_regex};
 use crate::model::Placement;
-use crate::names::{MAX_ORDINAL, is_dns_label, is_dns_name, is_identifier, pod_name};
+use crate::names::{MAX_ORDINAL, SetName, is_dns_label, is_dns_name, is_identifier, pod_name};
 use crate::role::{self, Role, Vars, apply_sets};
 use crate::wait::{Spec, parse_target};
 use crate::write::{Durability, Owner};
@@ -52,20 +52,26 @@ impl PodSettings {
         let hostname = match (&args.hostname, std::env::var("POD_NAME")) {
             (Some(h), _) => h.clone(),
             (None, Ok(h)) => h,
-            (None, Err(_)) => nix::unistd::gethostname()
+            (None, Err(std::env::VarError::NotUnicode(h))) => crate::fail!(
+                Exit::Identity,
+                "POD_NAME `{}` is not UTF-8, so it is no pod name; set it from the downward API \
+                 (metadata.name) or pass --hostname",
+                h.to_string_lossy().escape_debug()
+            ),
+            (None, Err(std::env::VarError::NotPresent)) => nix::unistd::gethostname()
                 .context("cannot read the kernel hostname")
                 .or_exit(Exit::Identity)?
                 .to_string_lossy()
                 .into_owned(),
         };
-        if let Some(service) = &args.service {
-            if !is_dns_label(service) {
-                crate::fail!(
-                    Exit::Usage,
-                    "--service `{}` is not a DNS label (lowercase letters, digits, `-`)",
-                    service.escape_debug()
-                );
-            }
+        if let Some(service) = &args.service
+            && !is_dns_label(service)
+        {
+            crate::fail!(
+                Exit::Usage,
+                "--service `{}` is not a DNS label (lowercase letters, digits, `-`)",
+                service.escape_debug()
+            );
         }
         let namespace = match &args.namespace {
             Some(ns) => ns.clone(),
@@ -142,7 +148,7 @@ impl PodSettings {
     /// The set name for plan and check: --name, else from the hostname. Off a pod (the kernel's
     /// hostname has no ordinal), a built-in role's set is named for the role, so
     /// `rolecall check --role etcd --replicas 3` works on any machine.
-    pub fn set_name(&self, name: Option<&str>, role: &Role) -> Result<String> {
+    pub fn set_name(&self, name: Option<&str>, role: &Role) -> Result<SetName> {
         match name {
             Some(name) => {
                 if !is_dns_label(&pod_name(name, self.shape.start_ordinal)) {
@@ -152,16 +158,16 @@ impl PodSettings {
                         name.escape_debug()
                     );
                 }
-                Ok(name.to_string())
+                Ok(SetName::statefulset(name))
             }
             None => match self.identify() {
                 Err(_)
                     if self.hostname_from_kernel
                         && role::builtin_names().contains(&role.name.as_str()) =>
                 {
-                    Ok(role.name.clone())
+                    Ok(SetName::statefulset(&role.name))
                 }
-                result => result.map(|id| id.name),
+                result => result.map(|id| id.set),
             },
         }
     }
@@ -241,7 +247,8 @@ impl RoleSettings {
         if let Some(port) = args.port {
             role.spec.port = Some(port);
         }
-        let (vars, undeclared) = apply_sets(&role.spec.vars, &sets).or_exit(Exit::Usage)?;
+        let (vars, undeclared) =
+            apply_sets(&role.spec.vars, &role.spec.var_rules, &sets).or_exit(Exit::Usage)?;
         let warnings = undeclared
             .iter()
             .filter(|_| !role.spec.vars.is_empty())
@@ -254,6 +261,15 @@ impl RoleSettings {
                 )
             })
             .collect();
+        let memory_limit = crate::memory::parse_quantity(&args.memory_limit)
+            .map_err(|why| {
+                anyhow!(
+                    "--memory-limit `{}` {why}",
+                    args.memory_limit.escape_debug()
+                )
+            })
+            .or_exit(Exit::Usage)?;
+        crate::memory::set_limit(memory_limit);
         let first_boot = match &args.data_dir {
             None => true,
             Some(dir) => is_absent_or_empty(dir).or_exit(Exit::Identity)?,
@@ -351,7 +367,15 @@ fn parse_owner(arg: &str) -> anyhow::Result<Owner> {
             gid: g.parse().ok()?,
         })
     });
-    parsed.ok_or_else(|| anyhow!("--owner `{arg}` must be numeric UID:GID, like 999:999"))
+    let owner =
+        parsed.ok_or_else(|| anyhow!("--owner `{arg}` must be numeric UID:GID, like 999:999"))?;
+    // chown(2) reads -1 as "leave as is": rolecall would quietly give the files to nobody new.
+    ensure!(
+        owner.uid != u32::MAX && owner.gid != u32::MAX,
+        "--owner `{arg}`: 4294967295 is no user or group (chown reads it as \"leave as is\"); \
+         give a real UID:GID"
+    );
+    Ok(owner)
 }
 
 /// The shortest --interval: anything shorter is a busy loop against the peers.
@@ -457,5 +481,7 @@ mod tests {
             Owner { uid: 999, gid: 998 }
         );
         assert!(parse_owner("mysql:mysql").is_err());
+        assert!(parse_owner("4294967295:0").is_err());
+        assert!(parse_owner("0:4294967295").is_err());
     }
 }

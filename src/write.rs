@@ -1,26 +1,33 @@
 //! Writing the output directory: all files or none, each replaced atomically, nothing outside it.
 //!
-//! Every changed file is first written in full to a temporary file in the output directory and
-//! synced; only when all of them are ready are they renamed over their targets, then the
-//! directory is synced. (`Durability::Unsynced` leaves out the syncs, not the renames: each file
-//! is still replaced whole, but a power cut may lose what was written.) A failure before the renames leaves every existing file as it was. A
-//! rename replaces a planted symlink itself, never what it points at. Temporary files a killed
-//! run left behind are removed by the next run.
+//! Renders of one directory are serialised by a lock on the directory itself (`flock`), so a
+//! temporary file found while holding it belongs to a writer that is gone, and is removed. Every
+//! changed file is first written in full to a temporary file in the output directory and synced.
+//! Then each file it replaces is set aside (a hard link, or a copy where links fail), so that a
+//! rename that fails midway (a subPath mount, an immutable file) can be undone: the files already
+//! renamed are put back and the error names what failed. Only then the directory is synced.
+//! (`Durability::Unsynced` leaves out the syncs, not the renames: each file is still replaced
+//! whole, but a power cut may lose what was written.) A rename replaces a planted symlink
+//! itself, never what it points at.
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, bail};
-use similar::algorithms::{Capture, Replace, myers};
-use similar::udiff::UnifiedHunkHeader;
+use anyhow::{Context as _, anyhow, bail};
 
 use crate::names::check_file_name;
 
-/// Prefix and suffix of rolecall's temporary files; the next run removes leftovers.
+/// Prefix of rolecall's own files in the output directory; the suffix says which kind.
 const TEMP_PREFIX: &str = ".rolecall-";
+/// A file being written, renamed over its target when all are ready.
 const TEMP_SUFFIX: &str = ".tmp";
+/// An old file set aside while the new ones are renamed in.
+const OLD_SUFFIX: &str = ".old";
+/// How long a render waits for another render of the same directory to finish.
+const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// Whether `write_all` syncs what it writes to disk before and after the renames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +64,7 @@ pub enum Change {
 }
 
 /// What is at a file's place in the output directory now.
-enum Existing {
+pub(crate) enum Existing {
     Missing,
     File {
         content: Vec<u8>,
@@ -65,11 +72,28 @@ enum Existing {
         uid: u32,
         gid: u32,
     },
+    /// A regular file that is replaced without being read: another size than the new one (or,
+    /// for a preview, too large to show), or unreadable (a mode without read permission for
+    /// this user).
+    Unread {
+        size: u64,
+        mode: u32,
+    },
     /// A symlink, fifo, socket: replaced, never followed.
     Other(String),
 }
 
-fn existing(dir: &Path, name: &str) -> anyhow::Result<Existing> {
+/// The largest old file a preview reads to show a diff.
+const PREVIEW_READ: u64 = 16 << 20;
+
+/// What is at `name` in `dir`. With `same_size` (the new content's length), content is read only
+/// when the size matches: a file of another size is replaced unread, however large it is.
+/// Without, as for a preview, it is read up to 16 MiB.
+pub(crate) fn existing(
+    dir: &Path,
+    name: &str,
+    same_size: Option<usize>,
+) -> anyhow::Result<Existing> {
     let path = dir.join(name);
     let meta = match fs::symlink_metadata(&path) {
         Ok(meta) => meta,
@@ -92,17 +116,33 @@ fn existing(dir: &Path, name: &str) -> anyhow::Result<Existing> {
     if !kind.is_file() {
         return Ok(Existing::Other("not a regular file".into()));
     }
+    let unread = Existing::Unread {
+        size: meta.len(),
+        mode: meta.mode() & 0o7777,
+    };
+    let read_up_to = match same_size {
+        Some(size) if meta.len() != size as u64 => return Ok(unread),
+        Some(size) => size as u64,
+        None if meta.len() > PREVIEW_READ => return Ok(unread),
+        None => PREVIEW_READ,
+    };
     // O_NOFOLLOW: if a symlink was swapped in since the check, fail rather than read through it.
-    let mut file = OpenOptions::new()
+    let mut file = match OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => return Ok(unread),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
     let meta = file
         .metadata()
         .with_context(|| format!("cannot read {}", path.display()))?;
     let mut content = Vec::new();
-    file.read_to_end(&mut content)
+    Read::by_ref(&mut file)
+        .take(read_up_to + 1)
+        .read_to_end(&mut content)
         .with_context(|| format!("cannot read {}", path.display()))?;
     Ok(Existing::File {
         content,
@@ -112,7 +152,7 @@ fn existing(dir: &Path, name: &str) -> anyhow::Result<Existing> {
     })
 }
 
-fn change(existing: &Existing, file: &OutFile, owner: Option<Owner>) -> Change {
+pub(crate) fn change(existing: &Existing, file: &OutFile, owner: Option<Owner>) -> Change {
     match existing {
         Existing::Missing => Change::Created,
         Existing::File {
@@ -128,8 +168,18 @@ fn change(existing: &Existing, file: &OutFile, owner: Option<Owner>) -> Change {
                 Change::Updated
             }
         }
-        Existing::Other(_) => Change::Updated,
+        Existing::Unread { .. } | Existing::Other(_) => Change::Updated,
     }
+}
+
+/// A changed file, staged: its new content in a temporary file, and where the old one is kept
+/// while the renames run.
+struct Staged<'a> {
+    name: &'a str,
+    temp: Option<tempfile::NamedTempFile>,
+    /// The file it replaces, set aside; `None` when there was none.
+    old: Option<PathBuf>,
+    renamed: bool,
 }
 
 /// Writes every file into `dir` (created if missing), all or nothing.
@@ -147,23 +197,41 @@ pub fn write_all(
     if !dir.is_dir() {
         bail!("output {} is not a directory", dir.display());
     }
-    remove_stale_temporaries(dir)?;
+    let _lock = lock(dir)?;
+    remove_stale_files(dir)?;
 
     let mut changes = Vec::new();
     let mut staged = Vec::new();
     for file in files {
-        let change = change(&existing(dir, &file.name)?, file, owner);
+        let existing = existing(dir, &file.name, Some(file.content.len()))?;
+        let change = change(&existing, file, owner);
         if change != Change::Unchanged {
-            staged.push((stage(dir, file, owner, durability)?, file.name.as_str()));
+            staged.push(Staged {
+                name: &file.name,
+                temp: Some(stage(dir, file, owner, durability)?),
+                old: None,
+                renamed: false,
+            });
         }
         changes.push((file.name.clone(), change));
     }
-    // Everything is on disk in full; now swap it all in.
-    for (temp, name) in staged {
-        let target = dir.join(name);
-        temp.persist(&target)
-            .map_err(|e| e.error)
-            .with_context(|| format!("cannot replace {}", target.display()))?;
+    if staged.is_empty() {
+        return Ok(changes);
+    }
+    // Everything new is on disk in full. Keep every old file it replaces, then swap it all in;
+    // any failure puts back what was already swapped.
+    let result = set_aside(dir, &mut staged).and_then(|()| swap_in(dir, &mut staged));
+    if let Err(e) = result {
+        return Err(match undo(dir, &mut staged) {
+            Ok(()) => e,
+            Err(undo) => e.context(format!(
+                "and putting the old files back failed too: {undo:#}"
+            )),
+        });
+    }
+    for old in staged.iter().filter_map(|s| s.old.as_ref()) {
+        // Left behind, the next run removes it.
+        let _ = fs::remove_file(old);
     }
     if durability == Durability::Synced {
         File::open(dir)
@@ -173,7 +241,117 @@ pub fn write_all(
     Ok(changes)
 }
 
-/// Writes one file's new content to a temporary file beside its target (synced if asked).
+/// Holds the directory's lock, waiting up to `LOCK_WAIT` for another render of it to finish.
+/// The lock is on the directory itself, so it needs no file and works on a read-only `--out`.
+fn lock(dir: &Path) -> anyhow::Result<File> {
+    let handle = File::open(dir)
+        .with_context(|| format!("cannot open output directory {}", dir.display()))?;
+    let start = Instant::now();
+    loop {
+        match handle.try_lock() {
+            Ok(()) => return Ok(handle),
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(fs::TryLockError::WouldBlock) => bail!(
+                "another rolecall has been writing {} for {}s; it holds the directory's lock",
+                dir.display(),
+                LOCK_WAIT.as_secs()
+            ),
+            Err(fs::TryLockError::Error(e)) => {
+                return Err(e).with_context(|| format!("cannot lock {}", dir.display()));
+            }
+        }
+    }
+}
+
+/// Keeps each file about to be replaced under a name of its own: a hard link, or where the file
+/// system refuses one, a copy.
+fn set_aside(dir: &Path, staged: &mut [Staged]) -> anyhow::Result<()> {
+    for file in staged.iter_mut() {
+        let target = dir.join(file.name);
+        if fs::symlink_metadata(&target).is_err() {
+            continue;
+        }
+        let kept = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(OLD_SUFFIX)
+            .make_in(dir, |old| {
+                fs::hard_link(&target, old).or_else(|link| {
+                    copy_aside(&target, old).map_err(|copy| {
+                        io::Error::other(format!("no hard link ({link}), no copy ({copy})"))
+                    })
+                })
+            })
+            .with_context(|| format!("cannot keep {} while it is replaced", target.display()))?;
+        let old = kept
+            .into_temp_path()
+            .keep()
+            .with_context(|| format!("cannot keep {} while it is replaced", target.display()))?;
+        file.old = Some(old);
+    }
+    Ok(())
+}
+
+/// A copy of a regular file or a symlink, for file systems without hard links.
+fn copy_aside(target: &Path, old: &Path) -> io::Result<()> {
+    let meta = fs::symlink_metadata(target)?;
+    if meta.file_type().is_symlink() {
+        std::os::unix::fs::symlink(fs::read_link(target)?, old)
+    } else if meta.is_file() {
+        let mut from = OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(target)?;
+        let mut to = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(meta.mode() & 0o7777)
+            .open(old)?;
+        io::copy(&mut from, &mut to).map(drop)
+    } else {
+        Err(io::Error::other("it is neither a file nor a symlink"))
+    }
+}
+
+fn swap_in(dir: &Path, staged: &mut [Staged]) -> anyhow::Result<()> {
+    for file in staged.iter_mut() {
+        let target = dir.join(file.name);
+        let Some(temp) = file.temp.take() else {
+            continue;
+        };
+        temp.persist(&target)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot replace {}", target.display()))?;
+        file.renamed = true;
+    }
+    Ok(())
+}
+
+/// Puts back every file already replaced: the kept old file, or nothing where there was none.
+fn undo(dir: &Path, staged: &mut [Staged]) -> anyhow::Result<()> {
+    let mut failed = Vec::new();
+    for file in staged.iter_mut() {
+        let target = dir.join(file.name);
+        let put_back = match (&file.old, file.renamed) {
+            (Some(old), true) => fs::rename(old, &target),
+            (None, true) => fs::remove_file(&target),
+            (Some(old), false) => fs::remove_file(old),
+            (None, false) => Ok(()),
+        };
+        if let Err(e) = put_back {
+            failed.push(format!("{}: {e}", target.display()));
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(anyhow!("{}", failed.join("; ")))
+    }
+}
+
+/// Writes one file's new content to a temporary file beside its target (synced if asked). The
+/// owner is set before the mode: a chown clears setuid and setgid bits.
 fn stage(
     dir: &Path,
     file: &OutFile,
@@ -188,9 +366,6 @@ fn stage(
         .with_context(context)?;
     temp.write_all(&file.content).with_context(context)?;
     let handle = temp.as_file();
-    handle
-        .set_permissions(Permissions::from_mode(file.mode))
-        .with_context(context)?;
     if let Some(Owner { uid, gid }) = owner {
         std::os::unix::fs::fchown(handle, Some(uid), Some(gid)).with_context(|| {
             format!(
@@ -199,154 +374,34 @@ fn stage(
             )
         })?;
     }
+    handle
+        .set_permissions(Permissions::from_mode(file.mode))
+        .with_context(context)?;
     if durability == Durability::Synced {
         handle.sync_all().with_context(context)?;
     }
     Ok(temp)
 }
 
-/// Removes temporary files a killed run left behind, so they cannot pile up or be mistaken for
-/// output.
-fn remove_stale_temporaries(dir: &Path) -> anyhow::Result<()> {
+/// Removes what a killed run left behind (temporary files and old files set aside), so they
+/// cannot pile up or be mistaken for output. Called with the directory's lock held: no live
+/// writer owns them.
+fn remove_stale_files(dir: &Path) -> anyhow::Result<()> {
     let entries = fs::read_dir(dir)
         .with_context(|| format!("cannot list output directory {}", dir.display()))?;
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
+        let ours = name.starts_with(TEMP_PREFIX)
+            && (name.ends_with(TEMP_SUFFIX) || name.ends_with(OLD_SUFFIX));
+        // A symlink or directory named like ours is the operator's: left alone.
         let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-        if is_file && name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-            fs::remove_file(entry.path()).with_context(|| {
-                format!(
-                    "cannot remove stale temporary file {}",
-                    entry.path().display()
-                )
-            })?;
+        if ours && is_file {
+            fs::remove_file(entry.path())
+                .with_context(|| format!("cannot remove stale file {}", entry.path().display()))?;
         }
     }
     Ok(())
-}
-
-/// What `--dry-run` prints: each file with a unified diff against what is there. Writes nothing.
-pub fn preview(
-    dir: &Path,
-    files: &[OutFile],
-    owner: Option<Owner>,
-) -> anyhow::Result<(String, Vec<(String, Change)>)> {
-    let mut out = String::new();
-    let mut changes = Vec::new();
-    let dir_exists = out_dir_exists(dir)?;
-    for file in files {
-        check_file_name(&file.name)?;
-        let path = dir.join(&file.name);
-        let shown = path.display();
-        // A missing output directory is fine: nothing is there yet.
-        let existing = if dir_exists {
-            existing(dir, &file.name)?
-        } else {
-            Existing::Missing
-        };
-        let change = change(&existing, file, owner);
-        let new = String::from_utf8_lossy(&file.content);
-        match (&existing, change) {
-            (_, Change::Unchanged) => out.push_str(&format!("unchanged: {shown}\n")),
-            (Existing::Missing, _) => {
-                out.push_str(&format!("create: {shown} (mode {:04o})\n", file.mode));
-                out.push_str(&unified_diff("", &new, "/dev/null", &shown.to_string()));
-            }
-            (Existing::File { content, mode, .. }, _) => {
-                let mode_change = if *mode == file.mode {
-                    String::new()
-                } else {
-                    format!(" (mode {mode:04o} -> {:04o})", file.mode)
-                };
-                out.push_str(&format!("update: {shown}{mode_change}\n"));
-                let old = String::from_utf8_lossy(content);
-                let name = shown.to_string();
-                out.push_str(&unified_diff(&old, &new, &name, &name));
-            }
-            (Existing::Other(what), _) => {
-                out.push_str(&format!(
-                    "replace: {shown} ({what}; replaced, not followed)\n"
-                ));
-                out.push_str(&unified_diff("", &new, "/dev/null", &shown.to_string()));
-            }
-        }
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        changes.push((file.name.clone(), change));
-    }
-    Ok((out, changes))
-}
-
-/// Whether `dir` exists; an error where `write_all` could not create or use it (a file or a
-/// dangling symlink on the way), so a dry run fails where the render would.
-fn out_dir_exists(dir: &Path) -> anyhow::Result<bool> {
-    let mut path = dir;
-    loop {
-        match fs::metadata(path) {
-            Ok(meta) if meta.is_dir() => return Ok(path == dir),
-            Ok(_) if path == dir => bail!("output {} is not a directory", dir.display()),
-            Ok(_) => bail!(
-                "cannot create output directory {}: {} is not a directory",
-                dir.display(),
-                path.display()
-            ),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if fs::symlink_metadata(path).is_ok() {
-                    bail!(
-                        "cannot create output directory {}: {} is a symlink to nothing",
-                        dir.display(),
-                        path.display()
-                    );
-                }
-                match path.parent() {
-                    Some(parent) if !parent.as_os_str().is_empty() => path = parent,
-                    _ => return Ok(false),
-                }
-            }
-            Err(e) => {
-                return Err(e).with_context(|| format!("cannot inspect {}", path.display()));
-            }
-        }
-    }
-}
-
-/// A unified diff of two texts by line, as `diff -u` prints it (3 lines of context, and the
-/// `\ No newline at end of file` marker). Calls Myers directly: similar's `TextDiff` front end
-/// picks the algorithm at run time, so it links every algorithm for every line type and costs
-/// about 200 KiB of the static binary for the same output.
-fn unified_diff(old: &str, new: &str, from: &str, to: &str) -> String {
-    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
-    let new_lines: Vec<&str> = new.split_inclusive('\n').collect();
-    let mut hook = Replace::new(Capture::new());
-    let Ok(()) = myers::diff(
-        &mut hook,
-        &old_lines,
-        0..old_lines.len(),
-        &new_lines,
-        0..new_lines.len(),
-    );
-    let mut out = String::new();
-    for hunk in similar::group_diff_ops(hook.into_inner().into_ops(), 3) {
-        if hunk.is_empty() {
-            continue;
-        }
-        if out.is_empty() {
-            out.push_str(&format!("--- {from}\n+++ {to}\n"));
-        }
-        out.push_str(&format!("{}\n", UnifiedHunkHeader::new(&hunk)));
-        for change in hunk
-            .iter()
-            .flat_map(|op| op.iter_changes(&old_lines, &new_lines))
-        {
-            out.push_str(&format!("{}{}", change.tag(), change.value()));
-            if !change.value().ends_with('\n') {
-                out.push_str("\n\\ No newline at end of file\n");
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -449,47 +504,5 @@ mod tests {
             .is_err()
         );
         assert_eq!(fs::read_to_string(dir.path().join("a")).unwrap(), "old");
-    }
-
-    #[test]
-    fn preview_shows_a_diff_and_writes_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join("a"), "x=1\n").unwrap();
-        let (text, _) = preview(dir.path(), &[file("a", "x=2\n"), file("b", "y\n")], None).unwrap();
-        assert!(text.contains("-x=1\n+x=2\n"), "{text}");
-        assert!(text.contains("create: "), "{text}");
-        assert!(!dir.path().join("b").exists());
-    }
-
-    #[test]
-    fn unified_diff_prints_what_similar_text_diff_prints() {
-        let long: String = (1..=40).map(|i| format!("line {i}\n")).collect();
-        let edited = long
-            .replace("line 5\n", "line five\n")
-            .replace("line 30\n", "");
-        let cases = [
-            ("", ""),
-            ("", "a\nb\n"),
-            ("a\nb\n", ""),
-            ("x=1\n", "x=2\n"),
-            ("a\nb\nc\n", "a\nB\nc\nd\n"),
-            ("no newline", "no newline either"),
-            ("a\nlast", "a\nlast\n"),
-            ("a\nlast\n", "a\nlast"),
-            ("same\n", "same\n"),
-            (long.as_str(), edited.as_str()),
-            (edited.as_str(), long.as_str()),
-        ];
-        for (old, new) in cases {
-            let want = similar::TextDiff::from_lines(old, new)
-                .unified_diff()
-                .header("old", "new")
-                .to_string();
-            assert_eq!(
-                unified_diff(old, new, "old", "new"),
-                want,
-                "{old:?} -> {new:?}"
-            );
-        }
     }
 }

@@ -52,8 +52,10 @@ fn assert_ok(out: &Output) {
     assert!(out.status.success(), "{:?}: {}", out.status, stderr(out));
 }
 
+/// rolecall's own files: new content being written (`.tmp`) and old files set aside while the
+/// renames run (`.old`). A killed run leaves them; the next removes them.
 fn is_temp(name: &str) -> bool {
-    name.starts_with(".rolecall-") && name.ends_with(".tmp")
+    name.starts_with(".rolecall-") && (name.ends_with(".tmp") || name.ends_with(".old"))
 }
 
 /// Every file of a directory with its bytes (symlinks as `-> target`).
@@ -353,7 +355,7 @@ fn sigkill_at_random_points_leaves_every_file_complete_old_or_new() {
         let random_until = |rng: &mut Rng, d: Duration, percent: u64| {
             Duration::from_micros(rng.next() % (d.as_micros() as u64 * percent / 100).max(1))
         };
-        let (mut child, delay) = if rng.next() % 4 == 0 {
+        let (mut child, delay) = if rng.next().is_multiple_of(4) {
             // Slightly past the typical start of the writes, so some of these land in them too.
             let delay = random_until(&mut rng, before, 110);
             let child = cmd.spawn().unwrap();
@@ -1052,4 +1054,275 @@ fn every_written_file_and_the_directory_are_synced_unless_no_sync() {
         "zoo.cfg was written in place"
     );
     assert!(names_in(&unsynced_out).iter().all(|n| !is_temp(n)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 2: renames that fail midway, concurrent renders, reruns that must stay reruns
+
+fn render_zk_of(out: &Path, replicas: u32) -> Output {
+    run(rolecall()
+        .args(["render", "--role", "zookeeper", "--hostname", "zk-1"])
+        .args(["--replicas", &replicas.to_string(), "--out"])
+        .arg(out))
+}
+
+/// The servers zoo.cfg lists.
+fn zoo_servers(out: &Path) -> usize {
+    fs::read_to_string(out.join("zoo.cfg"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("server."))
+        .count()
+}
+
+/// A file bind-mounted over one output (as a subPath mount at an output name is) cannot be
+/// replaced: the render fails with exit 5 and every file, rendered before or after it in the
+/// list, keeps its old content; nothing of rolecall's is left behind.
+#[test]
+fn a_rename_that_fails_midway_puts_every_file_back() {
+    if !require_root("a_rename_that_fails_midway_puts_every_file_back") {
+        return;
+    }
+    let disk = Tmpfs::mount("size=4m");
+    let out = disk.path.join("out");
+    assert_ok(&render_zk_of(&out, 3));
+    let elsewhere = disk.path.join("mounted.env");
+    fs::write(&elsewhere, "export FROM_A_SECRET=1\n").unwrap();
+    let target = out.join("rolecall.env");
+    let status = Command::new("mount")
+        .arg("--bind")
+        .arg(&elsewhere)
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success(), "bind mount over rolecall.env");
+    let before = snapshot(&out);
+    let failed = render_zk_of(&out, 5);
+    let _ = Command::new("umount").arg(&target).status();
+    assert_fails(&failed, 5, &["rolecall.env"]);
+    assert_eq!(snapshot(&out), before, "every file as it was, nothing left");
+    assert_eq!(zoo_servers(&out), 3);
+
+    // An immutable file (EPERM on rename) the same way, whatever its place in the list.
+    for immutable in ["myid", "peers", "rolecall.env"] {
+        let path = out.join(immutable);
+        assert!(
+            Command::new("chattr")
+                .arg("+i")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let before = snapshot(&out);
+        let failed = render_zk_of(&out, 5);
+        assert!(
+            Command::new("chattr")
+                .arg("-i")
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(
+            failed.status.code(),
+            Some(5),
+            "{immutable}: {}",
+            stderr(&failed)
+        );
+        assert_eq!(snapshot(&out), before, "{immutable}: every file as it was");
+    }
+    // Nothing in the way: the same render goes through.
+    assert_ok(&render_zk_of(&out, 5));
+    assert_eq!(zoo_servers(&out), 5);
+}
+
+/// Renders of one directory at once are serialised: each succeeds, and what is left is one
+/// render's complete set. (The clean-up of stale temporary files used to delete another run's
+/// files while it wrote them.)
+#[test]
+fn renders_of_one_directory_at_once_all_succeed() {
+    let tmp = common::scratch();
+    let role = many_file_role(&tmp.path().join("role"));
+    let out = tmp.path().join("out");
+    for round in 0..30u64 {
+        let mut children: Vec<_> = (0..2)
+            .map(|i| {
+                many_render(&role, &out, round * 2 + i)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children.drain(..) {
+            let output = child.wait_with_output().unwrap();
+            assert!(
+                output.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        let generation: Vec<_> = (0..MANY)
+            .map(|i| fs::read_to_string(out.join(many_name(i))).unwrap())
+            .collect();
+        let first = generation[0].lines().nth(1).unwrap().to_string();
+        assert!(
+            generation
+                .iter()
+                .all(|g| g.lines().nth(1) == Some(first.as_str())),
+            "round {round}: files of two renders mixed"
+        );
+        assert!(
+            names_in(&out).iter().all(|n| !n.starts_with(".rolecall-")),
+            "round {round}: temporary files left"
+        );
+    }
+}
+
+/// While another process holds the directory's lock, a render waits, changes nothing, then
+/// goes through when it is released.
+#[test]
+fn a_render_waits_for_the_directory_lock() {
+    let tmp = common::scratch();
+    let out = tmp.path().join("out");
+    assert_ok(&render_zk_of(&out, 3));
+    let before = snapshot(&out);
+    let holder = fs::File::open(&out).unwrap();
+    holder.lock().unwrap();
+    let mut child = rolecall()
+        .args([
+            "render",
+            "--role",
+            "zookeeper",
+            "--hostname",
+            "zk-1",
+            "--replicas",
+            "5",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the render did not wait"
+    );
+    assert_eq!(
+        snapshot(&out),
+        before,
+        "changed while another held the lock"
+    );
+    holder.unlock().unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(zoo_servers(&out), 5);
+}
+
+/// Reruns stay reruns: a setuid mode with an owner (chown clears setuid, so a render that
+/// chowned after chmod rewrote every time and failed on a read-only --out).
+#[test]
+fn setuid_mode_with_an_owner_is_kept_and_a_rerun_changes_nothing() {
+    if !require_root("setuid_mode_with_an_owner_is_kept_and_a_rerun_changes_nothing") {
+        return;
+    }
+    let disk = Tmpfs::mount("size=1m");
+    let args = ["--mode", "4755", "--owner", "1000:1000"];
+    assert_ok(&render_zk(&disk.path, &args));
+    let meta = fs::metadata(disk.path.join("zoo.cfg")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o4755);
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    disk.remount("ro");
+    let out = render_zk(&disk.path, &args);
+    assert_ok(&out);
+    assert!(stderr(&out).contains("all unchanged"), "{}", stderr(&out));
+}
+
+/// As a user who cannot read back what it wrote (`--mode 0200`), a rerun rewrites instead of
+/// failing with "cannot read".
+#[test]
+fn a_rerun_over_files_it_cannot_read_rewrites_them() {
+    if !require_root("a_rerun_over_files_it_cannot_read_rewrites_them") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = public_binary(tmp.path());
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    std::os::unix::fs::chown(&out, Some(65534), Some(65534)).unwrap();
+    let args = [
+        "render",
+        "--hostname",
+        "w-0",
+        "--replicas",
+        "1",
+        "--mode",
+        "0200",
+    ];
+    for run in 0..2 {
+        let output = as_nobody(&bin, &args, &[("--out", &out)]);
+        assert!(output.status.success(), "run {run}: {output:?}");
+    }
+    assert_eq!(
+        fs::metadata(out.join("peers")).unwrap().mode() & 0o7777,
+        0o200
+    );
+}
+
+/// An existing output of another size is replaced without being read: a 3 GB sparse file in
+/// the way costs nothing.
+#[test]
+fn a_huge_old_file_is_replaced_unread() {
+    let Some(time) = common::find_program("/usr/bin/time") else {
+        common::skip(
+            "a_huge_old_file_is_replaced_unread",
+            "needs /usr/bin/time (Debian package time)",
+        );
+        return;
+    };
+    let tmp = common::scratch();
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    let huge = fs::File::create(out.join("peers")).unwrap();
+    huge.set_len(3 << 30).unwrap();
+    drop(huge);
+    let output = run(common::without_pod_env(&mut Command::new(time))
+        .args(["-f", "maxrss-kib=%M", BIN])
+        .args(["render", "--hostname", "w-0", "--replicas", "1", "--out"])
+        .arg(&out));
+    assert_ok(&output);
+    let rss: u64 = stderr(&output)
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss-kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("time printed the peak RSS");
+    assert!(rss < 64 * 1024, "peak RSS {rss} KiB: the old file was read");
+    assert_eq!(
+        fs::metadata(out.join("peers")).unwrap().len(),
+        "w-0.w.default.svc.cluster.local\n".len() as u64
+    );
+}
+
+/// Only the mode changes: the rerun says it updated the files and applies the mode.
+#[test]
+fn a_rerun_that_changes_only_the_mode_applies_it() {
+    let tmp = common::scratch();
+    let out = tmp.path().join("out");
+    assert_ok(&render_zk(&out, &[]));
+    let inode = fs::metadata(out.join("zoo.cfg")).unwrap().ino();
+    let rerun = render_zk(&out, &["--mode", "0600"]);
+    assert_ok(&rerun);
+    assert!(
+        stderr(&rerun).contains("wrote zoo.cfg"),
+        "{}",
+        stderr(&rerun)
+    );
+    let meta = fs::metadata(out.join("zoo.cfg")).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o600);
+    assert_ne!(
+        meta.ino(),
+        inode,
+        "replaced by rename, not changed in place"
+    );
 }

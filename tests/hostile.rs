@@ -1016,6 +1016,67 @@ fn cases() -> Vec<Case> {
             ],
         ),
     ]
+    .into_iter()
+    .chain(round_two_cases())
+    .collect()
+}
+
+/// What an outside review broke in the second round, as cases.
+fn round_two_cases() -> Vec<Case> {
+    let huge = "{% set s = \"xxxxxxxxxxxxxxxx\" %}{% for i in range(end=40) %}\
+                {% set_global s = s ~ s %}{% endfor %}{{ s|length }}";
+    vec![
+        template_case(
+            "a short template that doubles a string 40 times",
+            &["needs more memory than the budget", "budget 256 MiB", "--memory-limit"],
+            huge,
+        ),
+        template_case(
+            "the same under a smaller budget",
+            &["budget 32 MiB", "ROLECALL_MEMORY_LIMIT"],
+            huge,
+        )
+        .env("ROLECALL_MEMORY_LIMIT", "32Mi"),
+        case(
+            "a memory budget that is no size",
+            2,
+            &["--memory-limit `64mb` has an unknown unit `mb`"],
+            &["get", "role", "--hostname", "web-0", "--memory-limit", "64mb"],
+        ),
+        case(
+            "replicas from the environment that are no number",
+            2,
+            &["rolecall: invalid value 'abc' for '--replicas <N>' (from environment variable ROLECALL_REPLICAS)"],
+            &["get", "role", "--hostname", "web-0"],
+        )
+        .env("ROLECALL_REPLICAS", "abc"),
+        case(
+            "a start ordinal from the environment out of range",
+            2,
+            &["rolecall: invalid value '-1'", "ROLECALL_START_ORDINAL"],
+            &["get", "role", "--hostname", "web-0"],
+        )
+        .env("ROLECALL_START_ORDINAL", "-1"),
+        case(
+            "a boolean variable that is no boolean",
+            2,
+            &["rolecall: invalid value 'maybe'", "ROLECALL_NO_SYNC"],
+            &["render", "--hostname", "web-0", "--replicas", "1", "--out", "{out}"],
+        )
+        .env("ROLECALL_NO_SYNC", "maybe"),
+        host_case(
+            "a hostname whose set name ends in a dash",
+            3,
+            &["set name `web-` is not a DNS label"],
+            "web--1",
+        ),
+        case(
+            "uid 4294967295, which chown reads as leave-as-is",
+            2,
+            &["--owner `4294967295:0`", "no user or group"],
+            &["render", "--hostname", "web-0", "--replicas", "1", "--owner", "4294967295:0", "--out", "{out}"],
+        ),
+    ]
 }
 
 impl Case {
@@ -1304,4 +1365,472 @@ fn set_values_round_trip_through_eval_env_file_get_and_templates() {
         );
     }
     assert!(!marker.exists(), "a value was executed");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Round 2: what an outside review broke besides the table's cases
+
+/// A full or closed stderr loses the message, never the outcome: the exit code stands and the
+/// files are written.
+#[test]
+fn a_full_or_closed_stderr_keeps_the_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let full = || {
+        fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let render = |stderr: Stdio| {
+        rolecall()
+            .args(["render", "--hostname", "web-0", "--replicas", "1", "--out"])
+            .arg(&out)
+            .stderr(stderr)
+            .status()
+            .unwrap()
+    };
+    assert_eq!(render(full().into()).code(), Some(0));
+    assert!(out.join("peers").is_file() && out.join("rolecall.env").is_file());
+    let failing = |stderr: Stdio| {
+        rolecall()
+            .args(["get", "role", "--hostname", "web-x"])
+            .stderr(stderr)
+            .status()
+            .unwrap()
+    };
+    assert_eq!(failing(full().into()).code(), Some(3));
+    // A pipe whose reader is gone: the write fails with EPIPE (SIGPIPE is ignored).
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    assert_eq!(failing(closed().into()).code(), Some(3));
+    fs::remove_dir_all(&out).unwrap();
+    assert_eq!(render(closed().into()).code(), Some(0));
+    assert!(out.join("peers").is_file());
+    // A warning and a usage error alike.
+    let status = rolecall()
+        .args(["get", "role", "--hostname", "web-0", "--replicas", "zero"])
+        .stderr(full())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+}
+
+/// Every boolean environment variable takes the usual spellings.
+#[test]
+fn boolean_variables_take_the_usual_spellings() {
+    for (value, sync) in [
+        ("1", false),
+        ("true", false),
+        ("yes", false),
+        ("on", false),
+        ("0", true),
+        ("false", true),
+        ("no", true),
+        ("off", true),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let output = rolecall()
+            .args([
+                "render",
+                "--hostname",
+                "web-0",
+                "--replicas",
+                "1",
+                "--dry-run",
+                "--out",
+            ])
+            .arg(tmp.path())
+            .env("ROLECALL_NO_SYNC", value)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{value}: {output:?}");
+        let _ = sync;
+    }
+}
+
+/// A POD_NAME that is not UTF-8 is an error, not a silent fall back to the kernel hostname.
+#[test]
+fn a_pod_name_that_is_not_utf8_is_an_error() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let output = rolecall()
+        .args(["get", "hostname"])
+        .env("POD_NAME", std::ffi::OsStr::from_bytes(b"web-\xff1"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("POD_NAME") && stderr.contains("not UTF-8"),
+        "{stderr}"
+    );
+}
+
+/// With another naming scheme, the pod name is the hostname and the peers are named alike:
+/// never rebuilt as NAME-ORDINAL.
+#[test]
+fn another_naming_scheme_names_this_pod_and_its_peers_like_the_hostname() {
+    let output = rolecall()
+        .args([
+            "env",
+            "--hostname",
+            "web1",
+            "--replicas",
+            "3",
+            "--port",
+            "80",
+        ])
+        .args(["--ordinal-regex", "^(?P<name>[a-z]+)(?P<ordinal>[0-9]+)$"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let env = String::from_utf8(output.stdout).unwrap();
+    assert!(env.contains("export ROLECALL_HOSTNAME=web1\n"), "{env}");
+    assert!(
+        env.contains("export ROLECALL_FQDN=web1.web.default.svc.cluster.local\n"),
+        "{env}"
+    );
+    assert!(
+        env.contains("export ROLECALL_PEERS='web0.web.default.svc.cluster.local:80,web1.web.default.svc.cluster.local:80,web2.web.default.svc.cluster.local:80'\n"),
+        "{env}"
+    );
+}
+
+/// A loopback port that takes no more connections and gives no answer: its listener's accept
+/// queue is full, so a connect waits (the kernel drops the SYN). Keep the returned values alive.
+fn silent_port() -> (std::net::TcpListener, Vec<std::net::TcpStream>, u16) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(stream) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        queued.push(stream);
+        assert!(queued.len() < 10_000, "the accept queue never filled");
+    }
+    (listener, queued, addr.port())
+}
+
+/// `--timeout 0` checks once, however long the interval: a silent peer does not hold it for the
+/// interval (15 s here).
+#[test]
+fn wait_with_timeout_0_checks_once_and_returns() {
+    let (_listener, _queued, port) = silent_port();
+    let target = format!("127.0.0.1:{port}");
+    let (output, elapsed) = run_limited(rolecall().args([
+        "wait",
+        "--for",
+        &target,
+        "--timeout",
+        "0",
+        "--interval",
+        "15s",
+    ]));
+    let output = output.expect("answered within the time limit");
+    assert_eq!(output.status.code(), Some(6), "{output:?}");
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
+
+/// Two unused keys that define the same component, thousands of unused keys, thousands of unused
+/// include cycles: none is loaded, none slows or breaks the render. (Each key used to be checked
+/// against every key before it: 10,000 empty keys took over 120 s, 3,000 cycles 64 s.)
+#[test]
+fn unused_keys_cost_nothing_however_many() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cm = tmp.path().join("cm");
+    let mut keys: Vec<(String, Vec<u8>)> = vec![
+        ("main.cfg".into(), b"ok\n".to_vec()),
+        (
+            "comp-a".into(),
+            b"{% component box() %}a{% endcomponent %}".to_vec(),
+        ),
+        (
+            "comp-b".into(),
+            b"{% component box() %}b{% endcomponent %}".to_vec(),
+        ),
+    ];
+    for i in 0..10_000 {
+        keys.push((format!("unused-{i:05}"), Vec::new()));
+    }
+    for i in 0..3_000 {
+        keys.push((
+            format!("cycle-{i}-a"),
+            format!("{{% include \"cycle-{i}-b\" %}}").into_bytes(),
+        ));
+        keys.push((
+            format!("cycle-{i}-b"),
+            format!("{{% include \"cycle-{i}-a\" %}}").into_bytes(),
+        ));
+    }
+    let keys: Vec<(&str, Vec<u8>)> = keys.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    configmap(&cm, &keys);
+    let out = tmp.path().join("out");
+    let (result, elapsed) = run_limited(rolecall().args(RENDER_KEY.iter().map(|a| {
+        a.replace("{cm}", &cm.display().to_string())
+            .replace("{out}", &out.display().to_string())
+    })));
+    let result = result.expect("rendered within the time limit");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    eprintln!("16,003 unused keys: rendered in {elapsed:?}");
+    assert_eq!(fs::read_to_string(out.join("main.cfg")).unwrap(), "ok\n");
+}
+
+/// How a rendered file is read by the program that consumes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Format {
+    Yaml,
+    Json,
+    /// Sourced by a shell (`. file`): variables only.
+    Sourced,
+    /// Run by a shell.
+    Script,
+    /// Key-value lines (`.conf`, `.cnf`, `.cfg`, `.properties`, `myid`, `peers`).
+    Lines,
+}
+
+fn format_of(file: &str) -> Format {
+    match file {
+        "etcd.conf.yml" | "elasticsearch.yml" | "mongod.conf" => Format::Yaml,
+        _ if file.ends_with(".json") => Format::Json,
+        _ if file.ends_with(".env") => Format::Sourced,
+        _ if file.ends_with(".sh") => Format::Script,
+        _ => Format::Lines,
+    }
+}
+
+/// The string vars a built-in role declares, from its role.toml.
+fn string_vars(role: &str) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("roles/{role}/role.toml"));
+    let spec: toml::Table = toml::from_str(&fs::read_to_string(path).unwrap()).unwrap();
+    let Some(vars) = spec.get("vars").and_then(|v| v.as_table()) else {
+        return Vec::new();
+    };
+    vars.iter()
+        .filter(|(_, decl)| decl.is_str() || decl.get("default").is_some_and(toml::Value::is_str))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Renders every pod of a 6-pod set of `role` with `--set var=value` into `dir`; the exit code
+/// and stderr of `check` when the set is refused.
+fn render_set(role: &str, var: &str, value: &str, dir: &Path) -> Result<(), (i32, String)> {
+    let set = format!("{var}={value}");
+    let check = rolecall()
+        .args([
+            "check",
+            "--role",
+            role,
+            "--name",
+            role,
+            "--replicas",
+            "6",
+            "--set",
+            &set,
+        ])
+        .output()
+        .unwrap();
+    if !check.status.success() {
+        return Err((
+            check.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&check.stderr).into_owned(),
+        ));
+    }
+    for ordinal in 0..6 {
+        let out = dir.join(ordinal.to_string());
+        let output = rolecall()
+            .args([
+                "render",
+                "-q",
+                "--role",
+                role,
+                "--replicas",
+                "6",
+                "--set",
+                &set,
+            ])
+            .args(["--hostname", &format!("{role}-{ordinal}"), "--out"])
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{role} {set}: check passed, render failed: {output:?}"
+        );
+    }
+    Ok(())
+}
+
+/// What a rendered file is, for the consumer: its structure (keys, variables), and whether
+/// running it left a trace. Errors say why the file does not even parse.
+fn structure(file: &Path) -> Result<String, String> {
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let run_in = file.parent().unwrap();
+    match format_of(name) {
+        format @ (Format::Yaml | Format::Json | Format::Lines) => {
+            let kind = match format {
+                Format::Yaml => "yaml",
+                Format::Json => "json",
+                _ => "lines",
+            };
+            let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/fingerprint.py");
+            let out = Command::new("python3")
+                .arg(script)
+                .arg(format!("{kind}:{}", file.display()))
+                .output()
+                .unwrap();
+            if out.status.success() {
+                Ok(String::from_utf8(out.stdout).unwrap())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        }
+        format @ (Format::Sourced | Format::Script) => {
+            // Every command is "not found" and succeeds: what runs is only the shell's own work,
+            // and a value that escaped its quotes leaves a file behind (`>PWNED`).
+            let body = if format == Format::Sourced {
+                format!(
+                    "command_not_found_handle() {{ return 0; }}; before=$(compgen -v); \
+                     . ./{name}; comm -13 <(printf '%s\\n' $before | sort) <(compgen -v | sort)"
+                )
+            } else {
+                format!(
+                    "command_not_found_handle() {{ return 0; }}; . ./{name} >/dev/null 2>&1; true"
+                )
+            };
+            let bash = common::find_program("bash").unwrap();
+            let out = Command::new(common::find_program("timeout").unwrap())
+                .arg("10")
+                .arg(&bash)
+                .args(["--noprofile", "--norc", "-c", &body])
+                .current_dir(run_in)
+                .env_clear()
+                .env("PATH", "")
+                .output()
+                .unwrap();
+            let syntax = Command::new("bash")
+                .args(["-n", name])
+                .current_dir(run_in)
+                .output()
+                .unwrap();
+            if !syntax.status.success() {
+                return Err(String::from_utf8_lossy(&syntax.stderr).into_owned());
+            }
+            let traces: Vec<_> = fs::read_dir(run_in)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .filter(|n| n.contains("PWNED"))
+                .collect();
+            if !traces.is_empty() {
+                return Err(format!("running {name} created {traces:?}"));
+            }
+            let vars = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|v| !v.starts_with("BASH") && !["_", "before", "PIPESTATUS"].contains(v))
+                .collect::<Vec<_>>()
+                .join(" ");
+            Ok(if format == Format::Sourced {
+                vars
+            } else {
+                String::new()
+            })
+        }
+    }
+}
+
+/// Every string var of every built-in role, set to values that try to add a line, a key, a
+/// quote or a command: either refused (exit 2 or 4, naming the var), or rendered so that every
+/// file has exactly the structure it has with a harmless value of the same length, and running
+/// or sourcing the shell files leaves no trace.
+#[test]
+fn every_string_var_of_every_role_stays_data() {
+    if !common::can_run_without(
+        "every_string_var_of_every_role_stays_data",
+        &common::missing(&[
+            ("python3", "python3-yaml"),
+            ("bash", "bash"),
+            ("timeout", "coreutils"),
+        ]),
+    ) {
+        return;
+    }
+    let hostile = [
+        "a\nb: c",
+        "a\rb",
+        "a\"b",
+        "a'b",
+        "$(>PWNED)",
+        "`>PWNED`",
+        "${IFS}>PWNED",
+        "a;>PWNED",
+        "a\u{1b}b",
+        "a\u{7f}b",
+        "a\tb",
+        "a: b",
+        "a\\",
+        "a b",
+        "#a",
+        "a=b",
+        "- a",
+        "{a}",
+    ];
+    let listed = rolecall().arg("roles").output().unwrap();
+    let roles: Vec<String> = String::from_utf8(listed.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    let mut failures = Vec::new();
+    let mut accepted = 0;
+    for role in &roles {
+        for var in string_vars(role) {
+            for value in hostile {
+                let tmp = tempfile::tempdir().unwrap();
+                let shown = format!("{role} --set {var}={}", value.escape_debug());
+                match render_set(role, &var, value, &tmp.path().join("hostile")) {
+                    Err((code, stderr)) => {
+                        if ![2, 4].contains(&code) || !stderr.contains(var.as_str()) {
+                            failures.push(format!(
+                                "{shown}: exit {code} without naming the var: {stderr}"
+                            ));
+                        }
+                        continue;
+                    }
+                    Ok(()) => accepted += 1,
+                }
+                // The same length, nothing but letters: the structure the file should have.
+                let benign: String = value.chars().map(|_| 'x').collect();
+                if render_set(role, &var, &benign, &tmp.path().join("benign")).is_err() {
+                    failures.push(format!(
+                        "{shown}: accepted, but the harmless `{benign}` is refused"
+                    ));
+                    continue;
+                }
+                for ordinal in 0..6 {
+                    let pod = ordinal.to_string();
+                    for file in common::names_in(&tmp.path().join("hostile").join(&pod)) {
+                        let hostile_file = tmp.path().join("hostile").join(&pod).join(&file);
+                        let benign_file = tmp.path().join("benign").join(&pod).join(&file);
+                        match (structure(&hostile_file), structure(&benign_file)) {
+                            (Ok(h), Ok(b)) if h == b => {}
+                            (h, b) => failures.push(format!(
+                                "{shown}: {role}-{ordinal}/{file}: {h:?}, with a harmless value {b:?}"
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{accepted} hostile values accepted and proven to stay data");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

@@ -44,20 +44,22 @@ fuzz_target!(|input: Input| {
     };
 
     let split = identity::split(&input.hostname, &regex);
-    if let Ok((name, ordinal)) = &split {
+    if let Ok((set, ordinal)) = &split {
         assert!(i64::from(*ordinal) <= MAX_ORDINAL, "{input:?}");
-        let pod = names::pod_name(name, *ordinal);
+        let pod = set.pod(*ordinal);
         assert!(names::is_dns_label(&pod), "{pod:?} from {input:?}");
+        assert!(names::is_dns_label(&set.name), "{set:?} from {input:?}");
+        // The pod name is the hostname's first label, never rebuilt.
+        let short = input.hostname.split('.').next().unwrap();
+        assert_eq!(short, pod, "{input:?}");
         if input.regex.is_none() {
-            // The default regex takes the pod name apart and puts it back together unchanged.
-            let short = input.hostname.split('.').next().unwrap();
-            assert_eq!(short, pod, "{input:?}");
+            assert_eq!(pod, names::pod_name(&set.name, *ordinal), "{input:?}");
         }
     }
     match identity::resolve(&input.hostname, &regex, input.pod_index, &shape) {
         Ok(id) => {
-            let (name, ordinal) = split.expect("resolve succeeded where split failed");
-            assert_eq!((&id.name, id.ordinal), (&name, ordinal));
+            let (set, ordinal) = split.expect("resolve succeeded where split failed");
+            assert_eq!((&id.set, id.ordinal), (&set, ordinal));
             assert_eq!(id.index, ordinal - start_ordinal);
             if let Some(label) = input.pod_index {
                 assert_eq!(label, ordinal);

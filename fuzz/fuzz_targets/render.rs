@@ -9,8 +9,8 @@ use std::path::Path;
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use rolecall::model::{Model, Placement};
+use rolecall::names::{SetName, is_identifier};
 use rolecall::render::{MAX_OUTPUT_BYTES, Templates};
-use rolecall::names::is_identifier;
 use rolecall::role::{Role, apply_sets};
 
 /// A role with a var of every type and a rule bound by a var, so `--set` can move roles.
@@ -57,7 +57,7 @@ fuzz_target!(|input: Input| {
         .filter(|(k, v)| is_identifier(k) && !v.contains('\0'))
         .cloned()
         .collect();
-    let Ok((vars, _)) = apply_sets(&role.spec.vars, &sets) else {
+    let Ok((vars, _)) = apply_sets(&role.spec.vars, &role.spec.var_rules, &sets) else {
         return;
     };
     let replicas = u32::from(input.replicas % 8) + 1;
@@ -67,7 +67,7 @@ fuzz_target!(|input: Input| {
         namespace: "ns".into(),
         cluster_domain: "cluster.local".into(),
     };
-    let Ok(model) = Model::new(&role, &vars, "fz", placement, 0) else {
+    let Ok(model) = Model::new(&role, &vars, SetName::statefulset("fz"), placement, 0) else {
         return;
     };
     let cluster = model.cluster(replicas).unwrap();

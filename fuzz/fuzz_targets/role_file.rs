@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
 use rolecall::model::{Model, Placement};
+use rolecall::names::{SetName, check_file_name};
 use rolecall::output;
-use rolecall::names::check_file_name;
 use rolecall::role::Role;
 
 fuzz_target!(|data: &[u8]| {
@@ -38,7 +38,7 @@ fuzz_target!(|data: &[u8]| {
         cluster_domain: "cluster.local".into(),
     };
     let vars = role.spec.vars.clone();
-    let Ok(model) = Model::new(&role, &vars, "fz", placement, start) else {
+    let Ok(model) = Model::new(&role, &vars, SetName::statefulset("fz"), placement, start) else {
         return;
     };
     let Ok(cluster) = model.cluster(replicas) else {

@@ -2,8 +2,10 @@
 //! ad-hoc role built from flags. The role.toml schema is in [`spec`].
 
 mod spec;
+mod vars;
 
-pub use spec::{Bound, FileSpec, IdSpec, RoleSpec, Rule, SizeSpec, Var, Vars, apply_sets};
+pub use spec::{Bound, FileSpec, IdSpec, RoleSpec, Rule, SizeSpec};
+pub use vars::{Kind, Var, VarRule, VarRules, Vars, apply_sets};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -156,7 +158,9 @@ impl Role {
                 rule("leader", Some(Bound::Index(0)), leader_file),
                 rule("follower", None, follower_file),
             ],
+            declared: BTreeMap::new(),
             vars: Vars::new(),
+            var_rules: VarRules::new(),
         };
         let role = Role {
             name: "ad-hoc".into(),
@@ -173,16 +177,16 @@ impl Role {
         spec_text: &str,
         templates: BTreeMap<String, Template>,
     ) -> anyhow::Result<Role> {
-        let spec: RoleSpec =
+        let mut spec: RoleSpec =
             toml::from_str(spec_text).with_context(|| format!("invalid role file {name}"))?;
+        spec.declare_vars()
+            .and_then(|()| spec.validate())
+            .with_context(|| format!("invalid role file {name}"))?;
         let role = Role {
             name,
             spec,
             templates,
         };
-        role.spec
-            .validate()
-            .with_context(|| format!("invalid role file {}", role.name))?;
         Ok(role)
     }
 
@@ -272,23 +276,5 @@ mod tests {
                 "{files}"
             );
         }
-    }
-
-    #[test]
-    fn sets_are_typed_by_their_default() {
-        let defaults: Vars = [
-            ("n".to_string(), Var::Int(3)),
-            ("s".to_string(), Var::Str("a".into())),
-        ]
-        .into();
-        let sets = [
-            ("n".to_string(), "5".to_string()),
-            ("x".to_string(), "y".to_string()),
-        ];
-        let (vars, undeclared) = apply_sets(&defaults, &sets).unwrap();
-        assert_eq!(vars["n"], Var::Int(5));
-        assert_eq!(vars["x"], Var::Str("y".into()));
-        assert_eq!(undeclared, ["x"]);
-        assert!(apply_sets(&defaults, &[("n".into(), "five".into())]).is_err());
     }
 }

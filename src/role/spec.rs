@@ -1,10 +1,11 @@
 //! The role.toml schema: ids, sizes, rules, files and vars, and `--set` applied over the vars.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
-use anyhow::{anyhow, bail, ensure};
-use serde::{Deserialize, Serialize};
+use anyhow::{bail, ensure};
+use serde::Deserialize;
+
+use super::vars::{VarDecl, VarRules, Vars, same_env_name};
 
 use crate::names::{MAX_REPLICAS, RESERVED_FILES, check_file_name, is_identifier};
 
@@ -29,9 +30,16 @@ pub struct RoleSpec {
     pub replicas: SizeSpec,
     /// Checked in order; the first rule that matches a pod's index gives its role and files.
     pub rules: Vec<Rule>,
+    /// Template vars as declared: a default, or a table with the default and what a value may
+    /// hold. Read through `vars` and `var_rules`.
+    #[serde(default, rename = "vars")]
+    pub(crate) declared: BTreeMap<String, VarDecl>,
     /// Template vars with their defaults; `--set KEY=VALUE` overrides them.
-    #[serde(default)]
-    pub vars: BTreeMap<String, Var>,
+    #[serde(skip)]
+    pub vars: Vars,
+    /// What each string var may hold.
+    #[serde(skip)]
+    pub var_rules: VarRules,
 }
 
 /// Server id = offset + ordinal, valid in `min..=max`.
@@ -135,98 +143,20 @@ impl FileSpec {
     }
 }
 
-/// A template var: string, integer, float or boolean, as written in TOML.
-#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
-#[serde(
-    untagged,
-    expecting = "a var default: a string, an integer, a float or a boolean"
-)]
-pub enum Var {
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-impl fmt::Display for Var {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Var::Bool(b) => write!(f, "{b}"),
-            Var::Int(i) => write!(f, "{i}"),
-            Var::Float(x) => write!(f, "{x}"),
-            Var::Str(s) => f.write_str(s),
-        }
-    }
-}
-
-impl Var {
-    /// Parses a `--set` value as the same type as the var's default.
-    pub fn parse_like(&self, value: &str) -> Option<Var> {
-        match self {
-            Var::Bool(_) => value.parse().ok().map(Var::Bool),
-            Var::Int(_) => value.parse().ok().map(Var::Int),
-            Var::Float(_) => value.parse().ok().map(Var::Float),
-            Var::Str(_) => Some(Var::Str(value.to_string())),
-        }
-    }
-
-    fn type_name(&self) -> &'static str {
-        match self {
-            Var::Bool(_) => "a boolean (true or false)",
-            Var::Int(_) => "an integer",
-            Var::Float(_) => "a number",
-            Var::Str(_) => "a string",
-        }
-    }
-}
-
-/// Template vars after `--set`.
-pub type Vars = BTreeMap<String, Var>;
-
-/// Applies `--set KEY=VALUE` pairs over the role's defaults. Keys the role does not declare are
-/// kept as strings and reported back, so the caller can warn about a likely typo.
-pub fn apply_sets(
-    defaults: &Vars,
-    sets: &[(String, String)],
-) -> anyhow::Result<(Vars, Vec<String>)> {
-    let mut vars = defaults.clone();
-    let mut undeclared = Vec::new();
-    for (key, value) in sets {
-        let var = match defaults.get(key) {
-            Some(default) => default.parse_like(value).ok_or_else(|| {
-                anyhow!(
-                    "--set {key}={value}: `{key}` is {}, as its default `{default}` is",
-                    default.type_name()
-                )
-            })?,
-            None => {
-                undeclared.push(key.clone());
-                Var::Str(value.clone())
-            }
-        };
-        vars.insert(key.clone(), var);
-    }
-    if let Some((a, b)) = same_env_name(&vars) {
-        bail!(
-            "--set: vars `{a}` and `{b}` would both be exported as ROLECALL_VAR_{}; `eval \"$(rolecall env)\"` would see only one; use one spelling",
-            a.to_ascii_uppercase()
-        );
-    }
-    Ok((vars, undeclared))
-}
-
-/// Two var names that differ only in case share one environment variable name
-/// (`ROLECALL_VAR_KEY`), so one value would silently shadow the other in `rolecall env`.
-fn same_env_name(vars: &Vars) -> Option<(&str, &str)> {
-    let mut seen = BTreeMap::new();
-    vars.keys().find_map(|key| {
-        seen.insert(key.to_ascii_uppercase(), key.as_str())
-            .map(|other| (other, key.as_str()))
-    })
-}
-
 impl RoleSpec {
     /// Checks what can be checked without a pod: names, ranges, rules.
+    /// Reads the declared vars into `vars` and `var_rules`; then `validate`.
+    pub(crate) fn declare_vars(&mut self) -> anyhow::Result<()> {
+        for (key, decl) in &self.declared {
+            let (default, rule) = decl.resolve(key)?;
+            self.vars.insert(key.clone(), default);
+            if let Some(rule) = rule {
+                self.var_rules.insert(key.clone(), rule);
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn validate(&self) -> anyhow::Result<()> {
         let spec = self;
         ensure!(

@@ -21,6 +21,7 @@ pub use target::{Spec, parse_target};
 use plan::Target;
 
 use crate::duration::show;
+use crate::output::say;
 use crate::settings::WaitSettings;
 use probe::{Prober, Reason, States, ready};
 
@@ -28,6 +29,9 @@ use probe::{Prober, Reason, States, ready};
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 /// The shortest attempt: below this a connect to a healthy peer could time out.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);
+/// The longest the one attempt of `--timeout 0` takes: a check, not a wait, whatever the
+/// interval.
+const ONCE_ATTEMPT: Duration = Duration::from_secs(1);
 /// Not-ready addresses named per target in a progress line / in the timeout message.
 const SHOWN_IN_PROGRESS: usize = 3;
 const SHOWN_ON_TIMEOUT: usize = 10;
@@ -37,7 +41,7 @@ const SHOWN_ON_TIMEOUT: usize = 10;
 pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> anyhow::Result<()> {
     let say = |line: &str| {
         if !quiet {
-            eprintln!("rolecall: {line}");
+            say(&format!("rolecall: {line}"));
         }
     };
     let all = |sep: &str| {
@@ -72,7 +76,7 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> anyhow::Result
         let attempt_start = Instant::now();
         let left = settings.timeout.saturating_sub(start.elapsed());
         let attempt = if once {
-            settings.interval
+            settings.interval.min(ONCE_ATTEMPT)
         } else {
             settings.interval.min(left).max(MIN_ATTEMPT)
         };

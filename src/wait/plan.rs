@@ -255,10 +255,10 @@ impl Target {
             .iter()
             .filter_map(|&i| Some((&plan.endpoints[i], states[i].as_ref()?)))
             .collect();
-        if self.endpoints.len() == 1 {
-            if let Some((_, reason)) = not_ready.first() {
-                return format!("{}: {reason}", self.describe());
-            }
+        if self.endpoints.len() == 1
+            && let Some((_, reason)) = not_ready.first()
+        {
+            return format!("{}: {reason}", self.describe());
         }
         let mut text = format!(
             "{}: {} ready of {} needed",
@@ -280,6 +280,7 @@ impl Target {
 mod tests {
     use super::*;
     use crate::model::Placement;
+    use crate::names::SetName;
     use crate::role::Role;
     use crate::wait::target::parse_target;
 
@@ -309,10 +310,16 @@ mod tests {
     #[test]
     fn pod_targets_resolve_to_pod_addresses() {
         let role = Role::builtin("mysql").unwrap();
-        let cluster = Model::new(&role, &role.spec.vars, "mysql", placement(), 0)
-            .unwrap()
-            .cluster(4)
-            .unwrap();
+        let cluster = Model::new(
+            &role,
+            &role.spec.vars,
+            SetName::statefulset("mysql"),
+            placement(),
+            0,
+        )
+        .unwrap()
+        .cluster(4)
+        .unwrap();
         let pods = Pods::Cluster {
             cluster: &cluster,
             index: 2,
@@ -343,10 +350,16 @@ mod tests {
     #[test]
     fn targets_naming_this_pod_need_nothing() {
         let role = Role::builtin("mysql").unwrap();
-        let cluster = Model::new(&role, &role.spec.vars, "mysql", placement(), 7)
-            .unwrap()
-            .cluster(1)
-            .unwrap();
+        let cluster = Model::new(
+            &role,
+            &role.spec.vars,
+            SetName::statefulset("mysql"),
+            placement(),
+            7,
+        )
+        .unwrap()
+        .cluster(1)
+        .unwrap();
         let pods = Pods::Cluster {
             cluster: &cluster,
             index: 0,
@@ -361,7 +374,14 @@ mod tests {
     #[test]
     fn previous_needs_no_replicas_but_leader_does() {
         let role = Role::builtin("mysql").unwrap();
-        let model = Model::new(&role, &role.spec.vars, "mysql", placement(), 0).unwrap();
+        let model = Model::new(
+            &role,
+            &role.spec.vars,
+            SetName::statefulset("mysql"),
+            placement(),
+            0,
+        )
+        .unwrap();
         let pods = Pods::Model {
             model: &model,
             index: 3,

@@ -1086,6 +1086,7 @@ fn a_rename_that_fails_midway_puts_every_file_back() {
     let disk = Tmpfs::mount("size=4m");
     let out = disk.path.join("out");
     assert_ok(&render_zk_of(&out, 3));
+    let before = snapshot(&out);
     let elsewhere = disk.path.join("mounted.env");
     fs::write(&elsewhere, "export FROM_A_SECRET=1\n").unwrap();
     let target = out.join("rolecall.env");
@@ -1096,15 +1097,19 @@ fn a_rename_that_fails_midway_puts_every_file_back() {
         .status()
         .unwrap();
     assert!(status.success(), "bind mount over rolecall.env");
-    let before = snapshot(&out);
     let failed = render_zk_of(&out, 5);
+    let mounted = fs::read_to_string(&target).unwrap();
     let _ = Command::new("umount").arg(&target).status();
+    assert_eq!(
+        mounted, "export FROM_A_SECRET=1\n",
+        "the mounted file was not touched"
+    );
     assert_fails(&failed, 5, &["rolecall.env"]);
     assert_eq!(snapshot(&out), before, "every file as it was, nothing left");
     assert_eq!(zoo_servers(&out), 3);
 
     // An immutable file (EPERM on rename) the same way, whatever its place in the list.
-    for immutable in ["myid", "peers", "rolecall.env"] {
+    for immutable in ["zoo.cfg", "peers", "rolecall.env"] {
         let path = out.join(immutable);
         assert!(
             Command::new("chattr")
@@ -1162,14 +1167,28 @@ fn renders_of_one_directory_at_once_all_succeed() {
                 String::from_utf8_lossy(&output.stderr)
             );
         }
-        let generation: Vec<_> = (0..MANY)
-            .map(|i| fs::read_to_string(out.join(many_name(i))).unwrap())
+        // Each file is whole and names its generation on its first line.
+        let generations: std::collections::BTreeSet<_> = (0..MANY)
+            .map(|i| {
+                let name = many_name(i);
+                let text = fs::read_to_string(out.join(&name)).unwrap();
+                let generation: u64 = text
+                    .lines()
+                    .next()
+                    .and_then(|l| l.rsplit_once("gen="))
+                    .and_then(|(_, g)| g.parse().ok())
+                    .unwrap();
+                assert_eq!(
+                    text,
+                    many_content(&name, generation),
+                    "round {round}: {name}"
+                );
+                generation
+            })
             .collect();
-        let first = generation[0].lines().nth(1).unwrap().to_string();
-        assert!(
-            generation
-                .iter()
-                .all(|g| g.lines().nth(1) == Some(first.as_str())),
+        assert_eq!(
+            generations.len(),
+            1,
             "round {round}: files of two renders mixed"
         );
         assert!(

@@ -253,10 +253,12 @@ impl Program {
         }
     }
 
-    /// A command that runs the program; the caller adds rolecall's arguments.
+    /// A command that runs the program, with no pod environment (see `without_pod_env`); the
+    /// caller adds rolecall's arguments.
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
+        without_pod_env(&mut cmd);
         cmd
     }
 }

@@ -3,9 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# What the toolchain must have: rustfmt and clippy, and the static binary's musl target. A fresh
-# clone with rustup gets them here; without rustup, say what to install and stop.
-readonly components=(rustfmt clippy) targets=(x86_64-unknown-linux-musl)
+# What the toolchain must have: rustfmt and clippy, and the musl targets of the static binaries,
+# one per architecture of the image. A fresh clone with rustup gets them here; without rustup,
+# say what to install and stop.
+readonly components=(rustfmt clippy) targets=(x86_64-unknown-linux-musl aarch64-unknown-linux-musl)
 if command -v rustup >/dev/null; then
     installed_components=$(rustup component list --installed)
     for component in "${components[@]}"; do
@@ -34,7 +35,8 @@ cargo clippy --locked --all-targets -- -D warnings
 # Not --locked: fuzz/Cargo.lock follows whatever dependencies rolecall gains.
 cargo fmt --check --manifest-path fuzz/Cargo.toml
 cargo clippy --manifest-path fuzz/Cargo.toml --no-default-features --target-dir target -- -D warnings
-# The static musl binary: built once into target/static, size budget checked; the scratch-image
-# test of `cargo test` runs that same binary in an empty root.
+# The static musl binaries, x86_64 and aarch64: built once into target/static, size budget
+# checked; the scratch-image and roles tests of `cargo test` run those same binaries (the aarch64
+# one under qemu-user).
 scripts/size.sh
 cargo test --locked

@@ -15,7 +15,7 @@ use crate::names::{MAX_ORDINAL, MAX_REPLICAS};
 #[derive(Debug, Parser)]
 #[command(
     name = "rolecall",
-    version,
+    version = env!("ROLECALL_VERSION"),
     propagate_version = true,
     max_term_width = 100
 )]

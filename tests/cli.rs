@@ -1415,6 +1415,46 @@ fn usage_errors_are_exit_2() {
         .stdout(contains("rolecall "));
 }
 
+/// `--version` tells an issue report which binary ran: the version, the revision it was built
+/// from and the target triple.
+#[test]
+fn version_names_the_revision_and_the_target() {
+    let output = rolecall().arg("--version").output().unwrap();
+    assert!(output.status.success());
+    let line = String::from_utf8(output.stdout).unwrap();
+    let (revision, triple) =
+        common::version_parts(&line).unwrap_or_else(|| panic!("not a version line: {line:?}"));
+    // These tests are built for the binary's target, so they know its architecture and OS.
+    let (arch, os) = (std::env::consts::ARCH, std::env::consts::OS);
+    assert!(
+        triple.starts_with(&format!("{arch}-")) && triple.contains(&format!("-{os}")),
+        "{triple} is not a {arch} {os} target"
+    );
+    // Told none by ROLECALL_REVISION, the build asks git for HEAD, in this checkout only.
+    if std::env::var_os("ROLECALL_REVISION").is_some() {
+        return;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let git = StdCommand::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "--show-toplevel", "HEAD"])
+        .output();
+    let head = git.ok().filter(|o| o.status.success()).and_then(|o| {
+        let stdout = String::from_utf8(o.stdout).unwrap();
+        let (toplevel, head) = stdout.trim().split_once('\n')?;
+        let ours = Path::new(toplevel).canonicalize().ok()? == dir.canonicalize().unwrap();
+        ours.then(|| head.to_string())
+    });
+    match (head, revision) {
+        (Some(head), Some(revision)) => assert!(
+            revision.len() >= 7 && head.starts_with(revision),
+            "revision {revision} is not HEAD {head}"
+        ),
+        (head, revision) => assert_eq!(head.is_some(), revision.is_some(), "{line}"),
+    }
+}
+
 #[test]
 fn start_ordinal_and_replicas_must_stay_within_kubernetes_ordinals() {
     rolecall()

@@ -1,5 +1,6 @@
 //! Every built-in role rendered across a grid of set sizes and start ordinals, each pod's files
-//! compared whole against the text checked in under tests/expected/ROLE/.
+//! compared whole against the text checked in under tests/expected/ROLE/: by the tested binary,
+//! and by the image's static binaries (x86_64 and aarch64, a foreign one under qemu-user).
 //!
 //! The expected files were reviewed by hand against the documentation named in `ROLES` below
 //! (it is also written atop each expected file). To regenerate them after a deliberate change,
@@ -14,7 +15,7 @@ use std::process::Output;
 
 mod common;
 
-use common::{PodSpec, tell};
+use common::{AARCH64, PodSpec, Program, StaticTarget, X86_64, tell};
 
 /// Set sizes every role is rendered for, and the start ordinals (spec.ordinals.start).
 const SIZES: [u32; 3] = [1, 3, 5];
@@ -329,11 +330,8 @@ fn cases(role: &RoleCases) -> Vec<Case> {
     cases
 }
 
-fn rolecall(args: &[String]) -> Output {
-    common::rolecall_std()
-        .args(args)
-        .output()
-        .expect("run rolecall")
+fn rolecall(program: &Program, args: &[String]) -> Output {
+    program.command().args(args).output().expect("run rolecall")
 }
 
 /// The flags that place a case's set; the caller adds the subcommand's own.
@@ -359,7 +357,7 @@ fn set_args(case: &Case) -> Vec<String> {
 /// Renders every pod of the case and lays out all files as one readable text: a header with
 /// the command, then `==> POD/FILE <==` and the whole file, for each pod in ordinal order.
 /// A set the role rejects gives the error `rolecall check` prints instead.
-fn render_case(case: &Case, docs: &str) -> String {
+fn render_case(program: &Program, case: &Case, docs: &str) -> String {
     let tmp = tempfile::tempdir().unwrap();
     let args = set_args(case);
     let mut text = format!(
@@ -368,7 +366,7 @@ fn render_case(case: &Case, docs: &str) -> String {
     );
     let mut check = vec!["check".to_string(), "--name".into(), case.role.into()];
     check.extend(args.iter().cloned());
-    let out = rolecall(&check);
+    let out = rolecall(program, &check);
     let stderr = String::from_utf8(out.stderr).unwrap();
     if !out.status.success() {
         let code = out.status.code().unwrap_or(-1);
@@ -394,7 +392,7 @@ fn render_case(case: &Case, docs: &str) -> String {
             dir.display().to_string(),
         ];
         render.extend(args.iter().cloned());
-        let out = rolecall(&render);
+        let out = rolecall(program, &render);
         assert!(
             out.status.success(),
             "check passed but render of {pod} failed: {}",
@@ -442,9 +440,9 @@ fn blessing() -> bool {
     std::env::var_os("ROLECALL_BLESS").is_some_and(|v| v == "1")
 }
 
-/// Renders every case of a role and compares it with its expected file; with ROLECALL_BLESS=1,
-/// writes the expected files instead. Expected files no case produces are an error too.
-fn check_role(role: &RoleCases) {
+/// Renders every case of a role with `program` and compares it with its expected file; with
+/// `bless`, writes the expected files instead. Expected files no case produces are an error too.
+fn check_role(program: &Program, role: &RoleCases, bless: bool) {
     let name = role.name;
     let dir = expected_dir(name);
     let mut failures = String::new();
@@ -452,8 +450,8 @@ fn check_role(role: &RoleCases) {
     for case in cases(role) {
         let path = dir.join(&case.file);
         produced.insert(case.file.clone());
-        let actual = render_case(&case, role.docs);
-        if blessing() {
+        let actual = render_case(program, &case, role.docs);
+        if bless {
             fs::create_dir_all(&dir).unwrap();
             if fs::read_to_string(&path).ok().as_deref() != Some(actual.as_str()) {
                 fs::write(&path, &actual).unwrap();
@@ -498,8 +496,8 @@ fn check_role(role: &RoleCases) {
 }
 
 /// The built-in roles, as `rolecall roles` lists them.
-fn builtin_roles() -> Vec<String> {
-    let out = rolecall(&["roles".to_string()]);
+fn builtin_roles(program: &Program) -> Vec<String> {
+    let out = rolecall(program, &["roles".to_string()]);
     assert!(out.status.success());
     String::from_utf8(out.stdout)
         .unwrap()
@@ -508,12 +506,50 @@ fn builtin_roles() -> Vec<String> {
         .collect()
 }
 
+/// The tested binary renders every built-in role as expected; ROLECALL_BLESS=1 writes the
+/// expected files instead.
+#[test]
+fn every_builtin_role_renders_as_expected() {
+    every_role_renders_as_expected(&Program::tested(), blessing());
+}
+
+/// The image's static binaries render every role as the expected files say, as the tested binary
+/// does; a binary foreign to this machine (aarch64 on x86_64) runs under qemu-user, where a
+/// render costs about 80 ms of CPU rather than 1 ms. Needs the musl targets and, for the foreign
+/// one, qemu-user-static; with ROLECALL_CI=1 a skip is a failure.
+fn static_binary_renders_every_role_as_expected(test: &str, target: &StaticTarget) {
+    if blessing() {
+        tell(&format!(
+            "SKIPPED {test}: the expected files are being rewritten (ROLECALL_BLESS=1)"
+        ));
+        return;
+    }
+    if common::can_run_without(test, &target.lacking()) {
+        every_role_renders_as_expected(&target.program(), false);
+    }
+}
+
+#[test]
+fn static_x86_64_binary_renders_every_role_as_expected() {
+    static_binary_renders_every_role_as_expected(
+        "static_x86_64_binary_renders_every_role_as_expected",
+        &X86_64,
+    );
+}
+
+#[test]
+fn static_aarch64_binary_renders_every_role_as_expected() {
+    static_binary_renders_every_role_as_expected(
+        "static_aarch64_binary_renders_every_role_as_expected",
+        &AARCH64,
+    );
+}
+
 /// Every built-in role, found by asking the binary, renders as its expected files say: a role
 /// added without cases in `ROLES` is still rendered over the grid and fails until its expected
 /// files exist (and are reviewed). Roles render in parallel.
-#[test]
-fn every_builtin_role_renders_as_expected() {
-    let listed = builtin_roles();
+fn every_role_renders_as_expected(program: &Program, bless: bool) {
+    let listed = builtin_roles(program);
     let unknown: Vec<_> = ROLES
         .iter()
         .filter(|r| !listed.iter().any(|l| l == r.name))
@@ -536,7 +572,7 @@ fn every_builtin_role_renders_as_expected() {
     std::thread::scope(|scope| {
         let checks: Vec<_> = roles
             .iter()
-            .map(|role| (role.name, scope.spawn(|| check_role(role))))
+            .map(|role| (role.name, scope.spawn(|| check_role(program, role, bless))))
             .collect();
         let failed: Vec<_> = checks
             .into_iter()
@@ -561,7 +597,7 @@ fn check_passes_for_every_role() {
         for case in cases(role).iter().filter(|c| c.sets.is_empty()) {
             let mut args = vec!["check".to_string(), "--name".into(), role.name.into()];
             args.extend(set_args(case));
-            let out = rolecall(&args);
+            let out = rolecall(&Program::tested(), &args);
             if role.refused.contains(&case.replicas) {
                 assert_eq!(
                     out.status.code(),

@@ -1,22 +1,30 @@
-//! The `FROM scratch` image, proven without Docker: the release binary for
-//! x86_64-unknown-linux-musl is checked to be static, copied alone into an empty directory with a
-//! ConfigMap directory, an output directory and the files the kubelet mounts into every container
-//! (/etc/hosts, /etc/resolv.conf), and run there with `chroot` as uid:gid 65532:65532, as the
-//! image's `USER` line does. No shell, no libc, no /etc beyond what is put there.
+//! The `FROM scratch` image, proven without Docker, on each of its architectures: the static
+//! release binary for x86_64-unknown-linux-musl and for aarch64-unknown-linux-musl is checked to
+//! be static, copied alone into an empty directory with a ConfigMap directory, an output directory
+//! and the files the kubelet mounts into every container (/etc/hosts, /etc/resolv.conf), and run
+//! there with `chroot` as uid:gid 65532:65532, as the image's `USER` line does. No shell, no libc,
+//! no /etc beyond what is put there.
 //!
-//! Needs root (chroot) and the musl target; without them it skips with the reason, and with
-//! ROLECALL_CI=1 a skip is a failure. The binary is built with
-//! `cargo build --release --locked --target x86_64-unknown-linux-musl --target-dir target/static`
-//! (scripts/size.sh builds the same one first, so this is then a no-op), or taken from
-//! ROLECALL_STATIC_BIN.
+//! A binary of another architecture than this machine's (the aarch64 one on x86_64) runs under
+//! qemu-user: the static `qemu-aarch64-static` is copied into the root beside it and is the
+//! program chroot starts, with the binary as its argument (binfmt_misc need not be set up).
+//!
+//! Each case runs once per architecture, as `x86_64::CASE` and `aarch64::CASE`. They need root
+//! (chroot), the musl targets and, for the foreign one, qemu-user-static; without them they skip
+//! with the reason, and with ROLECALL_CI=1 a skip is a failure. The binaries are built with
+//! `cargo build --release --locked --target TRIPLE --target-dir target/static` (scripts/size.sh
+//! builds the same ones first, so this is then a no-op), or taken from ROLECALL_STATIC_BIN_X86_64
+//! and ROLECALL_STATIC_BIN_AARCH64.
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::process::{Command, Output};
 
-const TARGET: &str = "x86_64-unknown-linux-musl";
+mod common;
+
+use common::{AARCH64, StaticTarget, X86_64};
+
 /// The image's `USER`: the conventional nonroot uid and gid of distroless images.
 const UID: u32 = 65532;
 const GID: u32 = 65532;
@@ -29,27 +37,59 @@ const RESOLV_CONF: &str = "search db.svc.k8s.example svc.k8s.example k8s.example
 const HOSTS: &str = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
                      10.244.1.7\tmysql-2.mysql.db.svc.k8s.example\tmysql-2\n";
 
-/// The static binary, or `None` after saying why this test cannot run here. With ROLECALL_CI=1
-/// a skip is a failure.
-fn runnable(test: &str) -> Option<&'static Path> {
-    let why = if !nix::unistd::geteuid().is_root() {
-        Some("needs root for chroot".to_string())
-    } else if chroot_program().is_none() {
-        Some("no chroot program (coreutils)".to_string())
-    } else {
-        static_binary().as_ref().err().cloned()
+/// Each case below is a function of its test name and architecture; this makes it a test per
+/// architecture of the image, `ARCH::CASE`.
+macro_rules! on_each_architecture {
+    ([$($arch:ident => $target:path),*] $cases:tt) => {
+        $(on_each_architecture!(@arch $arch $target $cases);)*
     };
-    match why {
-        None => Some(static_binary().as_ref().unwrap().as_path()),
-        Some(why) => {
-            assert!(
-                std::env::var_os("ROLECALL_CI").is_none_or(|v| v != "1"),
-                "{test}: cannot run ({why}), and ROLECALL_CI=1 allows no skip"
-            );
-            eprintln!("SKIPPED {test}: {why}");
-            None
+    (@arch $arch:ident $target:path [$($case:ident),* $(,)?]) => {
+        mod $arch {
+            $(
+                #[test]
+                fn $case() {
+                    super::$case(concat!(stringify!($arch), "::", stringify!($case)), &$target);
+                }
+            )*
         }
+    };
+}
+
+on_each_architecture!([x86_64 => crate::X86_64, aarch64 => crate::AARCH64] [
+    release_binary_is_static,
+    version_names_the_target_in_an_empty_root,
+    mysql_tutorial_job_renders_in_an_empty_root_as_nonroot,
+    builtin_roles_and_shell_output_work_in_an_empty_root,
+    bad_input_gets_its_exit_code_not_a_panic_in_an_empty_root,
+    wait_resolves_the_leader_from_etc_hosts_in_an_empty_root,
+]);
+
+/// The static binary of one architecture and the emulator it needs on this machine, if any.
+struct Image {
+    binary: PathBuf,
+    emulator: Option<PathBuf>,
+}
+
+/// The image of `target`, or `None` after saying why this test cannot run here. With
+/// ROLECALL_CI=1 a skip is a failure.
+fn runnable(test: &str, target: &StaticTarget) -> Option<Image> {
+    let mut lacking = Vec::new();
+    if !nix::unistd::geteuid().is_root() {
+        lacking.push("root (chroot)".to_string());
     }
+    if chroot_program().is_none() {
+        lacking.push("`chroot` (Debian package coreutils)".to_string());
+    }
+    lacking.extend(target.lacking());
+    if !common::can_run_without(test, &lacking) {
+        return None;
+    }
+    Some(Image {
+        binary: target.binary(),
+        emulator: target
+            .emulator()
+            .map(|name| common::find_program(&name).expect("checked by `lacking`")),
+    })
 }
 
 /// coreutils' chroot, by full path: the child's environment, PATH included, is cleared.
@@ -58,44 +98,6 @@ fn chroot_program() -> Option<&'static Path> {
         .into_iter()
         .map(Path::new)
         .find(|p| p.exists())
-}
-
-/// The static release binary, built once for all tests of this file.
-fn static_binary() -> &'static Result<PathBuf, String> {
-    static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        if let Some(path) = std::env::var_os("ROLECALL_STATIC_BIN") {
-            return Ok(PathBuf::from(path));
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let sysroot = Command::new("rustc")
-            .args(["--print", "sysroot"])
-            .output()
-            .map_err(|e| format!("cannot run rustc: {e}"))?;
-        let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
-        if !Path::new(&sysroot)
-            .join("lib/rustlib")
-            .join(TARGET)
-            .exists()
-        {
-            return Err(format!(
-                "the {TARGET} target is not installed (rustup target add {TARGET})"
-            ));
-        }
-        // Its own target dir: `cargo test` holds the lock of the default one while tests run.
-        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = manifest_dir.join("target/static");
-        let status = Command::new(cargo)
-            .current_dir(manifest_dir)
-            .args(["build", "--release", "--locked", "--target", TARGET])
-            .arg("--target-dir")
-            .arg(&target_dir)
-            .stdout(Stdio::null())
-            .status()
-            .map_err(|e| format!("cannot run cargo: {e}"))?;
-        assert!(status.success(), "building the static binary failed");
-        Ok(target_dir.join(TARGET).join("release/rolecall"))
-    })
 }
 
 fn u16_at(bytes: &[u8], at: usize) -> usize {
@@ -144,19 +146,34 @@ fn dynamic_needs(elf: &[u8]) -> Vec<String> {
 }
 
 /// An empty root holding only the binary, /etc/hosts, /etc/resolv.conf, a ConfigMap at /config
-/// laid out as the kubelet mounts it, and an emptyDir at /out.
+/// laid out as the kubelet mounts it, and an emptyDir at /out; and the emulator beside the binary
+/// when it needs one here.
 struct Root {
     dir: tempfile::TempDir,
+    /// What chroot runs inside the root: `/rolecall`, or the emulator and `/rolecall`.
+    program: Vec<String>,
 }
 
 impl Root {
-    fn new(binary: &Path, configmap: &[(&str, &str)]) -> Root {
+    fn new(image: &Image, configmap: &[(&str, &str)]) -> Root {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         // tempdir makes the directory 0700; the root of an image is 0755.
         fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
-        fs::copy(binary, root.join("rolecall")).unwrap();
-        fs::set_permissions(root.join("rolecall"), fs::Permissions::from_mode(0o755)).unwrap();
+        let install = |source: &Path, name: &str| {
+            fs::copy(source, root.join(name)).unwrap();
+            fs::set_permissions(root.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+            format!("/{name}")
+        };
+        let mut program = Vec::new();
+        // qemu-user-static is itself static: alone in the root, it runs as the binary would.
+        if let Some(emulator) = &image.emulator {
+            program.push(install(
+                emulator,
+                emulator.file_name().unwrap().to_str().unwrap(),
+            ));
+        }
+        program.push(install(&image.binary, "rolecall"));
         fs::create_dir(root.join("etc")).unwrap();
         fs::write(root.join("etc/hosts"), HOSTS).unwrap();
         fs::write(root.join("etc/resolv.conf"), RESOLV_CONF).unwrap();
@@ -172,7 +189,7 @@ impl Root {
         // An emptyDir: root-owned, world-writable.
         fs::create_dir(root.join("out")).unwrap();
         fs::set_permissions(root.join("out"), fs::Permissions::from_mode(0o777)).unwrap();
-        Root { dir }
+        Root { dir, program }
     }
 
     fn path(&self) -> &Path {
@@ -185,7 +202,7 @@ impl Root {
             .arg(format!("--userspec={UID}:{GID}"))
             .arg(format!("--groups={GID}"))
             .arg(self.path())
-            .arg("/rolecall")
+            .args(&self.program)
             .args(args)
             .env_clear()
             .envs(env.iter().copied())
@@ -245,12 +262,15 @@ const MYSQL_ARGS: [&str; 11] = [
     "slave.cnf",
 ];
 
-#[test]
-fn release_binary_is_static() {
-    let Some(binary) = runnable("release_binary_is_static") else {
+/// Static and built for its architecture: a binary of the wrong one would fail in a pod with
+/// `exec format error`, and here could not run under the emulator of the right one.
+fn release_binary_is_static(test: &str, target: &StaticTarget) {
+    let lacking: Vec<String> = target.lacking_to_build().into_iter().collect();
+    if !common::can_run_without(test, &lacking) {
         return;
-    };
-    let elf = fs::read(binary).unwrap();
+    }
+    let binary = target.binary();
+    let elf = fs::read(&binary).unwrap();
     eprintln!("{}: {} bytes", binary.display(), elf.len());
     assert_eq!(
         dynamic_needs(&elf),
@@ -258,15 +278,44 @@ fn release_binary_is_static() {
         "{} needs a dynamic loader",
         binary.display()
     );
+    // e_machine, in the header that dynamic_needs checked.
+    assert_eq!(
+        u16_at(&elf, 0x12),
+        usize::from(target.machine),
+        "{} is not a {} binary",
+        binary.display(),
+        target.triple
+    );
 }
 
-#[test]
-fn mysql_tutorial_job_renders_in_an_empty_root_as_nonroot() {
-    let Some(binary) = runnable("mysql_tutorial_job_renders_in_an_empty_root_as_nonroot") else {
+/// `--version` names the binary's target, so that an issue report tells which binary ran, and
+/// the revision the tested binary names: both were built from this tree.
+fn version_names_the_target_in_an_empty_root(test: &str, target: &StaticTarget) {
+    let Some(image) = runnable(test, target) else {
+        return;
+    };
+    let root = Root::new(&image, &[]);
+    let output = root.run(&[], &["--version"]);
+    assert!(output.status.success());
+    let line = String::from_utf8_lossy(&output.stdout);
+    let (revision, triple) =
+        common::version_parts(&line).unwrap_or_else(|| panic!("not a version line: {line:?}"));
+    assert_eq!(triple, target.triple);
+
+    let output = common::rolecall().arg("--version").output().unwrap();
+    let tested = String::from_utf8_lossy(&output.stdout);
+    let (tested_revision, _) = common::version_parts(&tested).unwrap();
+    if target.given_binary().is_none() {
+        assert_eq!(revision, tested_revision);
+    }
+}
+
+fn mysql_tutorial_job_renders_in_an_empty_root_as_nonroot(test: &str, target: &StaticTarget) {
+    let Some(image) = runnable(test, target) else {
         return;
     };
     let root = Root::new(
-        binary,
+        &image,
         &[("master.cnf", MASTER_CNF), ("slave.cnf", SLAVE_CNF)],
     );
     let before = root.tree();
@@ -321,12 +370,11 @@ fn mysql_tutorial_job_renders_in_an_empty_root_as_nonroot() {
     assert_eq!(root.tree(), expected);
 }
 
-#[test]
-fn builtin_roles_and_shell_output_work_in_an_empty_root() {
-    let Some(binary) = runnable("builtin_roles_and_shell_output_work_in_an_empty_root") else {
+fn builtin_roles_and_shell_output_work_in_an_empty_root(test: &str, target: &StaticTarget) {
+    let Some(image) = runnable(test, target) else {
         return;
     };
-    let root = Root::new(binary, &[]);
+    let root = Root::new(&image, &[]);
     let env = [("POD_NAME", "zk-1"), ("POD_NAMESPACE", "db")];
     let output = root.run(
         &env,
@@ -379,13 +427,12 @@ fn builtin_roles_and_shell_output_work_in_an_empty_root() {
     assert!(stdout.contains("export ROLECALL_SERVER_ID=2\n"), "{stdout}");
 }
 
-#[test]
-fn bad_input_gets_its_exit_code_not_a_panic_in_an_empty_root() {
-    let Some(binary) = runnable("bad_input_gets_its_exit_code_not_a_panic_in_an_empty_root") else {
+fn bad_input_gets_its_exit_code_not_a_panic_in_an_empty_root(test: &str, target: &StaticTarget) {
+    let Some(image) = runnable(test, target) else {
         return;
     };
     let root = Root::new(
-        binary,
+        &image,
         &[("master.cnf", MASTER_CNF), ("slave.cnf", SLAVE_CNF)],
     );
     let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).into_owned();
@@ -459,12 +506,11 @@ fn nxdomain_dns() -> String {
 /// /etc/hosts (the kubelet writes the headless-service names there only for the pod itself, so
 /// here a test plants the leader's) and connects to it; a name in no hosts file and a refused port
 /// are named in the timeout message.
-#[test]
-fn wait_resolves_the_leader_from_etc_hosts_in_an_empty_root() {
-    let Some(binary) = runnable("wait_resolves_the_leader_from_etc_hosts_in_an_empty_root") else {
+fn wait_resolves_the_leader_from_etc_hosts_in_an_empty_root(test: &str, target: &StaticTarget) {
+    let Some(image) = runnable(test, target) else {
         return;
     };
-    let root = Root::new(binary, &[]);
+    let root = Root::new(&image, &[]);
     // chroot keeps the network namespace: a loopback listener is reachable from inside.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -528,18 +574,56 @@ fn wait_resolves_the_leader_from_etc_hosts_in_an_empty_root() {
     );
 }
 
-/// The Dockerfile cannot be built here (no Docker engine): check that it ships what the tests
-/// above run, the static musl binary alone at /rolecall as 65532:65532, and that its build context
+/// The Dockerfile cannot be built here (no Docker engine): check that it builds an image for each
+/// architecture the tests above run, cross-compiling on the build machine's own platform, that
+/// each ships the static musl binary alone at /rolecall as 65532:65532, and that its build context
 /// holds what its build stage copies.
 #[test]
 fn dockerfile_ships_what_these_tests_run() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     let dockerfile = fs::read_to_string(dir.join("Dockerfile")).unwrap();
     let (build, image) = dockerfile.rsplit_once("\nFROM ").unwrap();
+    let build_lines: Vec<&str> = build
+        .lines()
+        .map(|l| l.trim_end_matches('\\').trim())
+        .collect();
+
+    // `docker buildx build --platform linux/amd64,linux/arm64`: the build stage runs once per
+    // target platform, on the build machine's platform, so the compiler is never emulated.
+    let from = build_lines.iter().find(|l| l.starts_with("FROM ")).unwrap();
     assert!(
-        build.contains("cargo build --release --locked --target x86_64-unknown-linux-musl"),
-        "the build stage must build the tested static binary"
+        from.starts_with("FROM --platform=$BUILDPLATFORM ") && from.ends_with(" AS build"),
+        "the build stage must run on the build platform: {from}"
     );
+    assert!(build_lines.contains(&"ARG TARGETARCH"));
+    let config = fs::read_to_string(dir.join(".cargo/config.toml")).unwrap();
+    for (arch, target) in [("amd64", &X86_64), ("arm64", &AARCH64)] {
+        let case = format!("{arch}) target={} ;;", target.triple);
+        assert!(
+            build_lines.contains(&case.as_str()),
+            "linux/{arch} must build {}",
+            target.triple
+        );
+        // Without its linker settings the cross build fails, or the binary is static-pie.
+        assert!(
+            config.contains(&format!("[target.{}]", target.triple)),
+            ".cargo/config.toml does not configure {}",
+            target.triple
+        );
+    }
+    assert!(build_lines.contains(&"COPY .cargo ./.cargo"));
+    for step in [
+        r#"&& rustup target add "$target""#,
+        r#"&& ROLECALL_REVISION="$REVISION" cargo build --release --locked --target "$target""#,
+        r#"&& cp "target/$target/release/rolecall" /rolecall"#,
+    ] {
+        assert!(
+            build_lines.contains(&step),
+            "the build stage must build the tested static binary: {step}"
+        );
+    }
+    // No .git in the build context: `--version` takes the revision from the build argument.
+    assert!(build_lines.contains(&"ARG REVISION=unknown"));
     let image_lines: Vec<&str> = image.lines().collect();
     assert_eq!(image_lines[0], "scratch");
     let copies: Vec<_> = image_lines

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests: the rolecall binary with a clean environment, the
-//! command line that places one pod of a set, and the one gate for tests that cannot run here
-//! (skipped with a message, or failed under ROLECALL_CI=1).
+//! command line that places one pod of a set, the one gate for tests that cannot run here
+//! (skipped with a message, or failed under ROLECALL_CI=1), and the image's static binaries, one
+//! per architecture (run through qemu-user when foreign to this machine).
 
 #![allow(dead_code)] // each test crate uses its own part
 
@@ -236,4 +237,153 @@ pub fn names_in(dir: &Path) -> Vec<String> {
 /// it says why and is skipped; in CI, which runs as root, that is a failure.
 pub fn require_root(test: &str, for_what: &str) -> bool {
     nix::unistd::geteuid().is_root() || skip(test, &format!("needs root ({for_what})"))
+}
+
+/// A rolecall program to run: the tested debug binary, or a static release binary run through
+/// the qemu-user emulator when this machine has another architecture.
+pub struct Program {
+    argv: Vec<PathBuf>,
+}
+
+impl Program {
+    /// The debug binary cargo built for these tests.
+    pub fn tested() -> Program {
+        Program {
+            argv: vec![PathBuf::from(BIN)],
+        }
+    }
+
+    /// A command that runs the program, with no pod environment (see `without_pod_env`); the
+    /// caller adds rolecall's arguments.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]);
+        without_pod_env(&mut cmd);
+        cmd
+    }
+}
+
+/// One architecture of the image: its static musl release binary, built into target/static as
+/// scripts/size.sh builds it, or taken from ROLECALL_STATIC_BIN_<ARCH> (X86_64, AARCH64).
+pub struct StaticTarget {
+    pub triple: &'static str,
+    /// The ELF `e_machine` of its binaries.
+    pub machine: u16,
+}
+
+pub const X86_64: StaticTarget = StaticTarget {
+    triple: "x86_64-unknown-linux-musl",
+    machine: 62,
+};
+
+pub const AARCH64: StaticTarget = StaticTarget {
+    triple: "aarch64-unknown-linux-musl",
+    machine: 183,
+};
+
+impl StaticTarget {
+    pub fn arch(&self) -> &'static str {
+        self.triple.split('-').next().unwrap_or(self.triple)
+    }
+
+    /// The binary named by ROLECALL_STATIC_BIN_<ARCH>, to test one built elsewhere.
+    pub fn given_binary(&self) -> Option<PathBuf> {
+        let var = format!("ROLECALL_STATIC_BIN_{}", self.arch().to_uppercase());
+        std::env::var_os(var).map(PathBuf::from)
+    }
+
+    /// The qemu-user program that runs this target's binaries here, if this machine cannot run
+    /// them itself: by name, for a test that copies it into a chroot. Called explicitly, as
+    /// binfmt_misc may not be set up to run foreign binaries through it.
+    pub fn emulator(&self) -> Option<String> {
+        (self.arch() != std::env::consts::ARCH).then(|| format!("qemu-{}-static", self.arch()))
+    }
+
+    /// What this machine lacks to build and run the binary, for `can_run_without`.
+    pub fn lacking(&self) -> Vec<String> {
+        let mut lacking: Vec<String> = self.lacking_to_build().into_iter().collect();
+        if let Some(emulator) = self.emulator() {
+            lacking.extend(missing(&[(emulator.as_str(), "qemu-user-static")]));
+        }
+        lacking
+    }
+
+    /// Whether the Rust target is missing (unless the binary is given).
+    pub fn lacking_to_build(&self) -> Option<String> {
+        if self.given_binary().is_some() {
+            return None;
+        }
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let sysroot = Command::new(rustc)
+            .args(["--print", "sysroot"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+        let installed = sysroot.is_some_and(|sysroot| {
+            Path::new(&sysroot)
+                .join("lib/rustlib")
+                .join(self.triple)
+                .exists()
+        });
+        (!installed).then(|| {
+            format!(
+                "the {} Rust target (rustup target add {})",
+                self.triple, self.triple
+            )
+        })
+    }
+
+    /// The static binary, built once per test process (a no-op after scripts/size.sh).
+    pub fn binary(&self) -> PathBuf {
+        if let Some(path) = self.given_binary() {
+            return path;
+        }
+        let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // Its own target dir: `cargo test` holds the lock of the default one while tests run.
+        let target_dir = manifest_dir.join("target/static");
+        let binary = target_dir.join(self.triple).join("release/rolecall");
+        static BUILT: std::sync::Mutex<Vec<&str>> = std::sync::Mutex::new(Vec::new());
+        let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+        if !built.contains(&self.triple) {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .current_dir(manifest_dir)
+                .args(["build", "--release", "--locked", "--target", self.triple])
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .expect("run cargo");
+            assert!(
+                status.success(),
+                "building the {} binary failed",
+                self.triple
+            );
+            built.push(self.triple);
+        }
+        binary
+    }
+
+    /// The static binary as a program, through its emulator when it needs one.
+    pub fn program(&self) -> Program {
+        let mut argv = Vec::new();
+        if let Some(emulator) = self.emulator() {
+            argv.push(find_program(&emulator).expect("the emulator, checked by `lacking`"));
+        }
+        argv.push(self.binary());
+        Program { argv }
+    }
+}
+
+/// The revision and target triple of a `--version` line, `rolecall VERSION (rev REV, TRIPLE)`
+/// or `rolecall VERSION (TRIPLE)` when the build knew no revision; `None` for any other line.
+pub fn version_parts(line: &str) -> Option<(Option<&str>, &str)> {
+    let inner = line
+        .strip_prefix(concat!("rolecall ", env!("CARGO_PKG_VERSION"), " ("))?
+        .strip_suffix(")\n")?;
+    match inner.split_once(", ") {
+        Some((revision, triple)) => Some((Some(revision.strip_prefix("rev ")?), triple)),
+        None => Some((None, inner)),
+    }
 }

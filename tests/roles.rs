@@ -608,3 +608,49 @@ fn elasticsearch_renders_as_expected() {
 fn kafka_renders_as_expected() {
     check_role("kafka");
 }
+
+/// A new ext4 volume holds `lost+found`: mounted as the data dir, it is still a first boot, and
+/// the master-eligible pods of a new Elasticsearch cluster get `cluster.initial_master_nodes`
+/// (without it, no master is ever elected). Anything else in the volume makes it a restart.
+#[test]
+fn a_data_dir_holding_only_lost_found_is_a_first_boot() {
+    let tmp = common::scratch();
+    let data = tmp.path().join("volume");
+    fs::create_dir_all(data.join("lost+found")).unwrap();
+    let data_dir = data.display().to_string();
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--data-dir".to_string(), data_dir.clone()]);
+        let out = rolecall(&all);
+        assert!(out.status.success(), "rolecall {all:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first_boot = || run(&["get", "first_boot", "--hostname", "elasticsearch-0"]);
+    let config = |dir: &Path| {
+        let out = dir.display().to_string();
+        run(&[
+            "render",
+            "--quiet",
+            "--role",
+            "elasticsearch",
+            "--hostname",
+            "elasticsearch-0",
+            "--replicas",
+            "3",
+            "--out",
+            &out,
+        ]);
+        fs::read_to_string(dir.join("elasticsearch.yml")).unwrap()
+    };
+    assert_eq!(first_boot(), "true\n");
+    let yml = config(&tmp.path().join("first"));
+    assert!(
+        yml.contains("cluster.initial_master_nodes:\n  - elasticsearch-0\n"),
+        "{yml}"
+    );
+    // Elasticsearch's own files in the volume: a restart, never bootstrapped again.
+    fs::create_dir(data.join("_state")).unwrap();
+    assert_eq!(first_boot(), "false\n");
+    let yml = config(&tmp.path().join("restart"));
+    assert!(!yml.contains("cluster.initial_master_nodes"), "{yml}");
+}

@@ -654,3 +654,79 @@ fn a_data_dir_holding_only_lost_found_is_a_first_boot() {
     let yml = config(&tmp.path().join("restart"));
     assert!(!yml.contains("cluster.initial_master_nodes"), "{yml}");
 }
+
+/// `base64_uuid(name=...)`, the template function the kafka role derives its cluster id with:
+/// Kafka's form of a UUID (22 characters of URL-safe base64, 16 bytes), the same value for the
+/// same name in every version (values computed independently of rolecall), distinct names
+/// distinct ids, and never a leading `-`, which kafka-storage.sh would take for an option
+/// (`n270` is a name whose hash starts with one).
+#[test]
+fn base64_uuid_is_stable_distinct_and_never_starts_with_a_dash() {
+    let tmp = common::scratch();
+    let role = tmp.path().join("role");
+    fs::create_dir(&role).unwrap();
+    fs::write(
+        role.join("role.toml"),
+        "description = \"ids\"\nfiles = [\"ids\"]\n[[rules]]\nrole = \"any\"\n",
+    )
+    .unwrap();
+    fs::write(
+        role.join("ids"),
+        "{{ base64_uuid(name=\"kafka.default.svc.cluster.local\") }}\n\
+         {{ base64_uuid(name=\"n270\") }}\n\
+         {% for i in range(end=3000) %}{{ base64_uuid(name=\"n\" ~ i) }}\n{% endfor %}",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let render = rolecall(
+        &[
+            "render",
+            "--quiet",
+            "--role",
+            role.join("role.toml").to_str().unwrap(),
+            "--hostname",
+            "x-0",
+            "--replicas",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(str::to_string),
+    );
+    assert!(render.status.success(), "{render:?}");
+    let text = fs::read_to_string(out.join("ids")).unwrap();
+    let ids: Vec<&str> = text.lines().collect();
+    assert_eq!(ids[0], "GbGohQDziyKMjgh12O3ATg");
+    assert_eq!(ids[1], "eyT28uiZjLmwpA9CGqk_jw");
+    let generated = &ids[2..];
+    assert_eq!(generated.len(), 3000);
+    assert_eq!(generated[270], ids[1]);
+    let distinct: BTreeSet<&str> = generated.iter().copied().collect();
+    assert_eq!(distinct.len(), 3000, "two names gave one id");
+    for id in generated {
+        assert!(!id.starts_with('-'), "{id}");
+        let bytes = base64url(id).unwrap_or_else(|| panic!("`{id}` is not 16 bytes of base64url"));
+        assert_eq!(bytes[6] >> 4, 8, "{id}: RFC 9562 version 8");
+        assert_eq!(bytes[8] >> 6, 0b10, "{id}: RFC 9562 variant");
+    }
+}
+
+/// Decodes 22 characters of unpadded URL-safe base64 into the 16 bytes they hold.
+fn base64url(text: &str) -> Option<[u8; 16]> {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in text.chars().enumerate() {
+        let six = ALPHABET.find(c)? as u128;
+        if i < 21 {
+            bits = (bits << 6) | six;
+        } else if six & 0b1111 != 0 {
+            return None;
+        } else {
+            bits = (bits << 2) | (six >> 4);
+        }
+    }
+    Some(bits.to_be_bytes())
+}

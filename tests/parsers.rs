@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -300,18 +301,40 @@ fn kafka_properties_load_with_a_consistent_kraft_quorum() {
         return;
     }
     let root = scratch();
-    let mut sets = Set::grid("kafka", root.path());
-    sets.push(Set::render("kafka", 4, 5, &["controllers=1"], root.path()));
-    let loaded = load_properties(paths(&sets, "server.properties").collect(), root.path());
-    for (set, controllers) in sets.iter().zip([1, 1, 3, 3, 3, 3, 1]) {
-        let voters: Vec<String> = set.pods[..controllers]
+    // (set, controllers): a set smaller than `controllers` is refused (tests/roles.rs).
+    let sets = [
+        (
+            Set::render("kafka", 1, 0, &["controllers=1"], root.path()),
+            1,
+        ),
+        (
+            Set::render("kafka", 1, 5, &["controllers=1"], root.path()),
+            1,
+        ),
+        (Set::render("kafka", 3, 0, &[], root.path()), 3),
+        (Set::render("kafka", 3, 5, &[], root.path()), 3),
+        (Set::render("kafka", 5, 0, &[], root.path()), 3),
+        (Set::render("kafka", 5, 5, &[], root.path()), 3),
+        (
+            Set::render("kafka", 4, 5, &["controllers=1"], root.path()),
+            1,
+        ),
+    ];
+    let files: Vec<PathBuf> = sets
+        .iter()
+        .flat_map(|(set, _)| &set.pods)
+        .map(|pod| pod.dir.join("server.properties"))
+        .collect();
+    let loaded = load_properties(files, root.path());
+    for (set, controllers) in &sets {
+        let voters: Vec<String> = set.pods[..*controllers]
             .iter()
             .map(|p| format!("{}@{}:9093", p.ordinal, p.fqdn))
             .collect();
         let copies = set.replicas.min(3).to_string();
         for pod in &set.pods {
             let props = &loaded[&pod.dir.join("server.properties")];
-            let controller = (pod.index as usize) < controllers;
+            let controller = (pod.index as usize) < *controllers;
             let get = |key: &str| props.get(key).map(String::as_str);
             assert_eq!(get("node.id"), Some(pod.ordinal.to_string().as_str()));
             assert_eq!(
@@ -339,6 +362,8 @@ fn kafka_properties_load_with_a_consistent_kraft_quorum() {
                 Some(format!("PLAINTEXT://{}:9092", pod.fqdn).as_str())
             );
             assert_eq!(get("controller.listener.names"), Some("CONTROLLER"));
+            // Inside the image's volume /var/lib/kafka/data, not its root (lost+found).
+            assert_eq!(get("log.dirs"), Some("/var/lib/kafka/data/logs"));
             assert_eq!(
                 get("offsets.topic.replication.factor"),
                 Some(copies.as_str())
@@ -349,30 +374,225 @@ fn kafka_properties_load_with_a_consistent_kraft_quorum() {
             );
         }
     }
-    // The default cluster id is what `kafka-storage.sh random-uuid` prints: 16 bytes in
-    // URL-safe base64 without padding.
-    let role = Command::new(common::BIN)
-        .args([
-            "get",
-            "vars.cluster_id",
-            "--role",
-            "kafka",
-            "--hostname",
-            "kafka-0",
-        ])
-        .env_clear()
-        .output()
-        .unwrap();
-    let id = String::from_utf8(role.stdout).unwrap();
-    assert_eq!(base64url_len(id.trim()), Some(16), "cluster id `{id}`");
 }
 
-/// The number of bytes an unpadded URL-safe base64 string decodes to, if it is one.
-fn base64url_len(text: &str) -> Option<usize> {
-    let valid = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    (valid && text.len() % 4 != 1).then_some(text.len() * 3 / 4)
+// Scripts run against stand-ins for the programs they call.
+
+/// A stand-in for Kafka's bin/ (KAFKA_HOME): kafka-storage.sh records its arguments;
+/// kafka-metadata-quorum.sh records its arguments and prints the next of `answers`, then fails
+/// as it does when no controller answers or none leads.
+struct FakeKafka {
+    home: PathBuf,
+}
+
+impl FakeKafka {
+    fn new(home: &Path, answers: &[&str]) -> FakeKafka {
+        let bin = home.join("bin");
+        fs::create_dir_all(&bin).unwrap();
+        let storage = "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$KAFKA_HOME/storage.log\"\n";
+        let quorum = "#!/bin/sh\nprintf '%s\\n' \"$*\" >> \"$KAFKA_HOME/quorum.log\"\n\
+                      n=$(wc -l < \"$KAFKA_HOME/quorum.log\")\n\
+                      [ -f \"$KAFKA_HOME/answer-$n\" ] || exit 1\n\
+                      cat \"$KAFKA_HOME/answer-$n\"\n";
+        for (name, text) in [
+            ("kafka-storage.sh", storage),
+            ("kafka-metadata-quorum.sh", quorum),
+        ] {
+            fs::write(bin.join(name), text).unwrap();
+            fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for (i, answer) in answers.iter().enumerate() {
+            fs::write(home.join(format!("answer-{}", i + 1)), answer).unwrap();
+        }
+        FakeKafka {
+            home: home.to_path_buf(),
+        }
+    }
+
+    /// Runs `script` with sh for at most `seconds`: its exit code (124 when cut off) and stderr.
+    fn run(&self, script: &Path, seconds: u32) -> (i32, String) {
+        let out = Command::new("timeout")
+            .arg(seconds.to_string())
+            .arg("sh")
+            .arg(script)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("KAFKA_HOME", &self.home)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    }
+
+    fn lines(&self, log: &str) -> Vec<String> {
+        fs::read_to_string(self.home.join(log))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// `describe --replication` as kafka-metadata-quorum.sh 3.9 prints it (ToolsUtils.prettyPrintTable
+/// of MetadataQuorumCommand): the leader kafka-0 at `leader`, kafka-2 at `other`, kafka-1 (the
+/// node being formatted) never seen, a broker observing.
+fn replication(leader: u64, other: u64) -> String {
+    format!(
+        "NodeId  DirectoryId             LogEndOffset  Lag  LastFetchTimestamp  LastCaughtUpTimestamp  Status\n\
+         0       AAAAAAAAAAAAAAAAAAAAAA  {leader:<12}  0    1729000000000       1729000000000          Leader\n\
+         2       AAAAAAAAAAAAAAAAAAAAAA  {other:<12}  {lag:<3}  1729000000000       1728999990000          Follower\n\
+         1       AAAAAAAAAAAAAAAAAAAAAA  -1            {leader:<3}  -1                  -1                     Follower\n\
+         3       AAAAAAAAAAAAAAAAAAAAAA  {leader:<12}  0    1729000000000       1729000000000          Observer\n",
+        lag = leader.saturating_sub(other)
+    )
+}
+
+#[test]
+fn kafka_format_storage_formats_new_storage_only_and_waits_for_the_quorum() {
+    let programs = [("sh", "dash"), ("timeout", "coreutils"), ("awk", "mawk")];
+    if !can_run_without(
+        "kafka_format_storage_formats_new_storage_only_and_waits_for_the_quorum",
+        &missing(&programs),
+    ) {
+        return;
+    }
+    let root = scratch();
+    let mut case = 0;
+    // Renders a 5-pod set (3 controllers) whose pods keep their logs under `volume`, and returns
+    // pod `index`'s script with a fake Kafka that gives `answers`.
+    let mut setup = |index: usize, sets: &[&str], answers: &[&str]| {
+        case += 1;
+        let dir = root.path().join(format!("case-{case}"));
+        let volume = dir.join("volume");
+        let mut all = vec![format!("log_dirs={}/logs", volume.display())];
+        all.extend(
+            sets.iter()
+                .map(|s| s.replace("VOLUME", &volume.display().to_string())),
+        );
+        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let set = Set::render("kafka", 5, 0, &all, &dir);
+        let fake = FakeKafka::new(&dir.join("kafka"), answers);
+        let script = set.pods[index].dir.join("format-storage.sh");
+        (fake, script, volume)
+    };
+    let format = |fake: &FakeKafka, config: &Path| {
+        // The cluster id every pod of `kafka` in default/cluster.local formats with.
+        vec![format!(
+            "format --ignore-formatted --cluster-id GbGohQDziyKMjgh12O3ATg --config {}",
+            config.display()
+        )]
+        .into_iter()
+        .eq(fake.lines("storage.log"))
+    };
+
+    // A broker formats new storage at once; the quorum is none of its business.
+    let (fake, script, _) = setup(3, &[], &[]);
+    let (code, err) = fake.run(&script, 10);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format(&fake, &script.with_file_name("server.properties")),
+        "{err}"
+    );
+    assert!(fake.lines("quorum.log").is_empty());
+
+    // Formatted storage is left alone.
+    let (fake, script, volume) = setup(1, &[], &[]);
+    fs::create_dir_all(volume.join("logs")).unwrap();
+    fs::write(volume.join("logs/meta.properties"), "cluster.id=x\n").unwrap();
+    let (code, err) = fake.run(&script, 10);
+    assert_eq!(code, 0, "{err}");
+    assert!(fake.lines("storage.log").is_empty(), "{err}");
+    assert!(err.contains("nothing to do"), "{err}");
+
+    // The cluster's first boot: a controller with new storage, no leader among the others for
+    // format_wait seconds.
+    let (fake, script, _) = setup(1, &["format_wait=0"], &[]);
+    let (code, err) = fake.run(&script, 10);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format(&fake, &script.with_file_name("server.properties")),
+        "{err}"
+    );
+    assert_eq!(
+        fake.lines("quorum.log"),
+        [
+            "--bootstrap-controller kafka-0.kafka.default.svc.cluster.local:9093,\
+          kafka-2.kafka.default.svc.cluster.local:9093 describe --replication"
+        ]
+    );
+    assert!(err.contains("the cluster's first boot"), "{err}");
+
+    // A controller whose volume was lost, or that starts after the others formed the quorum:
+    // once a leader is seen, only a majority of caught-up voters lets it format, never the
+    // deadline. kafka-2 lags at first (40 of 100), then has caught up.
+    let (fake, script, _) = setup(
+        1,
+        &["format_wait=0"],
+        &[&replication(100, 40), &replication(130, 100)],
+    );
+    let (code, err) = fake.run(&script, 20);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fake.lines("quorum.log").len(), 2, "{err}");
+    assert!(
+        format(&fake, &script.with_file_name("server.properties")),
+        "{err}"
+    );
+    assert!(
+        err.contains("waiting until 2 of the other voters have offset 100 (1 have)"),
+        "{err}"
+    );
+    assert!(!err.contains("first boot"), "{err}");
+
+    // Columns are found by name: the table of Kafka before 3.9 has no DirectoryId.
+    let old = "NodeId LogEndOffset Lag LastFetchTimestamp LastCaughtUpTimestamp Status\n\
+               0 55 0 1 1 Leader\n2 55 0 1 1 Follower\n1 -1 56 -1 -1 Follower\n";
+    let (fake, script, _) = setup(1, &["format_wait=0"], &[old]);
+    let (code, err) = fake.run(&script, 10);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(fake.lines("quorum.log").len(), 1, "{err}");
+    assert!(
+        format(&fake, &script.with_file_name("server.properties")),
+        "{err}"
+    );
+
+    // The metadata log is new but another log directory was formatted: not a first boot, so
+    // without a leader it waits, whatever format_wait says (cut off here after 7 s).
+    let (fake, script, volume) = setup(
+        1,
+        &["format_wait=0", "log_dirs=VOLUME/logs,VOLUME/more"],
+        &[],
+    );
+    fs::create_dir_all(volume.join("more")).unwrap();
+    fs::write(volume.join("more/meta.properties"), "cluster.id=x\n").unwrap();
+    let (code, err) = fake.run(&script, 7);
+    assert_eq!(code, 124, "{err}");
+    assert!(fake.lines("storage.log").is_empty(), "{err}");
+    assert!(fake.lines("quorum.log").len() >= 2, "{err}");
+
+    // The metadata log is kept and only another directory is new (a log directory added):
+    // formatted at once.
+    let (fake, script, volume) = setup(1, &["log_dirs=VOLUME/logs,VOLUME/more"], &[]);
+    fs::create_dir_all(volume.join("logs")).unwrap();
+    fs::write(volume.join("logs/meta.properties"), "cluster.id=x\n").unwrap();
+    let (code, err) = fake.run(&script, 10);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format(&fake, &script.with_file_name("server.properties")),
+        "{err}"
+    );
+    assert!(fake.lines("quorum.log").is_empty());
+
+    // A single controller has no one to ask.
+    let (fake, script, _) = setup(0, &["controllers=1"], &[]);
+    let (code, err) = fake.run(&script, 10);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        format(&fake, &script.with_file_name("server.properties")),
+        "{err}"
+    );
+    assert!(fake.lines("quorum.log").is_empty());
 }
 
 #[test]

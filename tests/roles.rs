@@ -254,12 +254,16 @@ const ROLES: &[RoleCases] = &[
     },
     RoleCases {
         name: "kafka",
-        docs: "Kafka 3.9 documentation: KRaft (process.roles, node.id, controller.quorum.voters, \
-               controller.listener.names, kafka-storage.sh format) and broker configs \
-               (listeners, advertised.listeners, listener.security.protocol.map, \
-               offsets.topic.replication.factor, transaction.state.log.*)",
+        docs: "Kafka 3.9 documentation: KRaft (Static versus Dynamic KRaft Quorums, Provisioning \
+               Nodes, Replace KRaft Controller Disk; process.roles, node.id, \
+               controller.quorum.voters, controller.listener.names) and broker configs \
+               (listeners, advertised.listeners, listener.security.protocol.map, log.dirs, \
+               offsets.topic.replication.factor, transaction.state.log.*); kafka-storage.sh \
+               format and kafka-metadata-quorum.sh describe --replication of 3.9 (StorageTool, \
+               Formatter, MetadataQuorumCommand)",
         extra_sizes: &[],
-        refused: &[],
+        // The static quorum is the first `controllers` (3) pods: never fewer pods than that.
+        refused: &[1],
         extra: &[
             Extra {
                 tag: "one-controller",
@@ -273,6 +277,38 @@ const ROLES: &[RoleCases] = &[
                 replicas: 3,
                 start: 0,
                 sets: &["controllers=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "even-controllers",
+                replicas: 5,
+                start: 0,
+                sets: &["controllers=2"],
+                restart: false,
+            },
+            Extra {
+                tag: "own-cluster-id-two-log-dirs",
+                replicas: 3,
+                start: 0,
+                sets: &[
+                    "cluster_id=4L6g3nShT-eMCtK--X86sw",
+                    "log_dirs=/kafka/a,/kafka/b",
+                    "format_wait=120",
+                ],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-cluster-id",
+                replicas: 3,
+                start: 0,
+                sets: &["cluster_id=-L6g3nShT-eMCtK--X86sw"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-log-dirs",
+                replicas: 3,
+                start: 0,
+                sets: &["log_dirs=/data\nauto.create.topics.enable=true"],
                 restart: false,
             },
         ],

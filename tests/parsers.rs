@@ -190,7 +190,15 @@ fn elasticsearch_config_loads_as_yaml_with_seeds_and_initial_masters() {
         return;
     }
     let root = scratch();
-    let sets = Set::grid("elasticsearch", root.path());
+    // A set smaller than `masters` is refused (tests/roles.rs): one pod has one master.
+    let sets = vec![
+        Set::render("elasticsearch", 1, 0, &["masters=1"], root.path()),
+        Set::render("elasticsearch", 1, 5, &["masters=1"], root.path()),
+        Set::render("elasticsearch", 3, 0, &[], root.path()),
+        Set::render("elasticsearch", 3, 5, &[], root.path()),
+        Set::render("elasticsearch", 5, 0, &[], root.path()),
+        Set::render("elasticsearch", 5, 5, &[], root.path()),
+    ];
     let docs = load_yaml(paths(&sets, "elasticsearch.yml").collect());
     for set in &sets {
         let masters = &set.pods[..set.pods.len().min(3)];
@@ -209,6 +217,8 @@ fn elasticsearch_config_loads_as_yaml_with_seeds_and_initial_masters() {
                 },
                 "network.host": "0.0.0.0",
                 "discovery.seed_hosts": seeds,
+                // No mmap, no vm.max_map_count bootstrap check (BootstrapChecks.MaxMapCountCheck).
+                "node.store.allow_mmap": false,
                 "xpack.security.enabled": false,
             });
             // Only master-eligible nodes bootstrap; these render as a first boot.

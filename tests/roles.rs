@@ -222,12 +222,15 @@ const ROLES: &[RoleCases] = &[
     },
     RoleCases {
         name: "elasticsearch",
-        docs: "Elasticsearch 8 reference: discovery and cluster formation settings \
-               (discovery.seed_hosts, cluster.initial_master_nodes), Bootstrapping a cluster \
-               (initial masters by node.name, only on master-eligible nodes, removed once \
-               formed) and node.roles",
+        docs: "Elasticsearch 8 and 9 references: Bootstrapping a cluster (initial masters by \
+               node.name, only on master-eligible nodes, the same list wherever set, never \
+               again once formed), discovery and cluster formation settings, node.roles, \
+               Bootstrap checks (production mode, max map count, TLS with security) and \
+               Virtual memory (node.store.allow_mmap); the server's BootstrapChecks and \
+               ClusterBootstrapService",
         extra_sizes: &[],
-        refused: &[],
+        // The first `masters` (3) pods are master-eligible: never fewer pods than that.
+        refused: &[1],
         extra: &[
             Extra {
                 tag: "restarted",
@@ -240,7 +243,7 @@ const ROLES: &[RoleCases] = &[
                 tag: "one-master",
                 replicas: 3,
                 start: 0,
-                sets: &["masters=1", "cluster_name=logs", "security=true"],
+                sets: &["masters=1", "cluster_name=logs"],
                 restart: false,
             },
             Extra {
@@ -248,6 +251,27 @@ const ROLES: &[RoleCases] = &[
                 replicas: 3,
                 start: 0,
                 sets: &["masters=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "formed-mmap",
+                replicas: 3,
+                start: 5,
+                sets: &["bootstrap=false", "mmap=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "security",
+                replicas: 3,
+                start: 0,
+                sets: &["security=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-cluster-name",
+                replicas: 3,
+                start: 0,
+                sets: &["cluster_name=logs\ncluster.initial_master_nodes: [x]"],
                 restart: false,
             },
         ],

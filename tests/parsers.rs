@@ -605,6 +605,89 @@ fn kafka_format_storage_formats_new_storage_only_and_waits_for_the_quorum() {
     assert!(fake.lines("quorum.log").is_empty());
 }
 
+/// Sources the first pod's cassandra.env with bash in its own network and mount namespace:
+/// /etc/hosts from `hosts`, and when `answering` is set, something listening on the CQL port
+/// 9042 at 127.0.0.1, which `hosts` gives that pod's name. Returns CASSANDRA_SEEDS and stderr.
+fn seeds_in_a_pod(env: &Path, hosts: &Path, answering: bool) -> (String, String) {
+    let script = r#"set -eu
+ip link set lo up
+mount --bind "$1" /etc/hosts
+if [ "$2" = yes ]; then
+    python3 -c 'import socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 9042))
+s.listen(8)
+time.sleep(30)' &
+    tries=0
+    until (exec 3<>/dev/tcp/127.0.0.1/9042) 2>/dev/null; do
+        tries=$((tries + 1)); [ "$tries" -lt 100 ] || exit 9; sleep 0.1
+    done
+fi
+bash -c '. "$1"; printf "%s\n" "$CASSANDRA_SEEDS"' bash "$3"
+[ "$2" != yes ] || kill %1"#;
+    let out = Command::new("unshare")
+        .args(["-n", "-m", "bash", "-c", script, "pod"])
+        .arg(hosts)
+        .arg(if answering { "yes" } else { "no" })
+        .arg(env)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    (
+        String::from_utf8(out.stdout).unwrap().trim().to_string(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn cassandra_first_pod_founds_the_ring_or_joins_the_one_that_runs() {
+    let test = "cassandra_first_pod_founds_the_ring_or_joins_the_one_that_runs";
+    let mut lacking = missing(&[
+        ("unshare", "util-linux"),
+        ("ip", "iproute2"),
+        ("bash", "bash"),
+        ("timeout", "coreutils"),
+        ("python3", "python3"),
+    ]);
+    if !nix::unistd::Uid::effective().is_root() {
+        lacking.push("root, for network and mount namespaces".into());
+    }
+    if !can_run_without(test, &lacking) {
+        return;
+    }
+    let root = scratch();
+    let volume = root.path().join("volume");
+    fs::create_dir_all(&volume).unwrap();
+    let data_dir = format!("data_dir={}", volume.display());
+    let set = Set::render("cassandra", 3, 0, &[&data_dir], root.path());
+    let env = set.pods[0].dir.join("cassandra.env");
+    let (first, second, third) = (&set.pods[0].fqdn, &set.pods[1].fqdn, &set.pods[2].fqdn);
+    // cassandra-2 answers at 127.0.0.1; cassandra-1 is a TEST-NET-1 address nothing answers.
+    let hosts = root.path().join("hosts");
+    fs::write(
+        &hosts,
+        format!("127.0.0.1 localhost\n192.0.2.1 {second}\n127.0.0.1 {third}\n192.0.2.9 {first}\n"),
+    )
+    .unwrap();
+    let founding = format!("{first},{second}");
+
+    // A new volume and no other node: the ring's first boot, cassandra-0 is its own seed.
+    let (seeds, err) = seeds_in_a_pod(&env, &hosts, false);
+    assert_eq!(seeds, founding, "{err}");
+
+    // A new volume while cassandra-2 answers CQL: a replaced volume. cassandra-0 must not be
+    // its own seed, so that it bootstraps (streams its data) through the running ring.
+    let (seeds, err) = seeds_in_a_pod(&env, &hosts, true);
+    assert_eq!(seeds, format!("{third},{second}"), "{err}");
+    assert!(err.contains("joining the ring through it"), "{err}");
+
+    // Its system keyspace on the volume: a restart, the node of the first boot, its own seed
+    // again (it will not bootstrap anyway), whoever answers.
+    fs::create_dir_all(volume.join("data/system")).unwrap();
+    let (seeds, err) = seeds_in_a_pod(&env, &hosts, true);
+    assert_eq!(seeds, founding, "{err}");
+}
+
 #[test]
 fn raft_and_cassandra_properties_load_with_java() {
     if !can_run_java("raft_and_cassandra_properties_load_with_java") {
@@ -634,7 +717,7 @@ fn raft_and_cassandra_properties_load_with_java() {
         }
     }
     for (set, dc, rack) in [
-        (&cassandra[0], "dc1", "rack1"),
+        (&cassandra[0], "datacenter1", "rack1"),
         (&cassandra[1], "eu-west", "r2"),
     ] {
         for pod in &set.pods {
@@ -715,9 +798,16 @@ fn env_files_source_with_sh_and_bash() {
         root.path(),
     );
     let mysql = Set::render("mysql", 3, 5, &[], root.path());
-    let seeds = format!("{},{}", cassandra.pods[0].fqdn, cassandra.pods[1].fqdn);
+    let (first, second) = (&cassandra.pods[0].fqdn, &cassandra.pods[1].fqdn);
     for (shell, _) in SHELLS {
         for pod in &cassandra.pods {
+            // No pod is its own seed but the first, which founds the ring (here no other pod
+            // answers, so the first pod, whose volume is new, founds it).
+            let seeds = match pod.index {
+                0 => format!("{first},{second}"),
+                1 => first.clone(),
+                _ => format!("{first},{second}"),
+            };
             let values = source(
                 shell,
                 &pod.dir.join("cassandra.env"),

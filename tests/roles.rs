@@ -185,10 +185,12 @@ const ROLES: &[RoleCases] = &[
     },
     RoleCases {
         name: "cassandra",
-        docs: "Cassandra 4.1/5.0 cassandra.yaml reference (seed_provider, listen_address, \
-               broadcast_address, rpc_address, endpoint_snitch), the snitch docs \
-               (GossipingPropertyFileSnitch, cassandra-rackdc.properties) and \
-               docker-library/cassandra docker-entrypoint.sh (the CASSANDRA_* variables)",
+        docs: "Cassandra 4.1/5.0 cassandra.yaml (seed_provider, listen_address, \
+               broadcast_address, rpc_address, endpoint_snitch: GossipingPropertyFileSnitch \
+               for production, a full repair after a snitch change), StorageService \
+               (shouldBootstrap: seeds never bootstrap), Gossiper.doShadowRound (a node outside \
+               its own seed list needs a live seed or peer) and docker-library/cassandra 4.1 \
+               and 5.0 (Dockerfile, docker-entrypoint.sh: the CASSANDRA_* variables)",
         extra_sizes: &[],
         refused: &[],
         extra: &[
@@ -205,6 +207,13 @@ const ROLES: &[RoleCases] = &[
                 restart: false,
             },
             Extra {
+                tag: "one-seed-data-dir",
+                replicas: 3,
+                start: 0,
+                sets: &["seeds=1", "data_dir=/cassandra"],
+                restart: false,
+            },
+            Extra {
                 tag: "no-seeds",
                 replicas: 3,
                 start: 0,
@@ -212,10 +221,24 @@ const ROLES: &[RoleCases] = &[
                 restart: false,
             },
             Extra {
+                tag: "no-dc",
+                replicas: 3,
+                start: 0,
+                sets: &["dc="],
+                restart: false,
+            },
+            Extra {
                 tag: "bad-name",
                 replicas: 1,
                 start: 0,
                 sets: &["cluster_name=a/b"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-rack",
+                replicas: 1,
+                start: 0,
+                sets: &["rack=r1\ndc=other"],
                 restart: false,
             },
         ],

@@ -178,6 +178,8 @@ fn mongod_config_loads_as_yaml_with_the_replica_set() {
             json!({
                 "storage": { "dbPath": "/data/db" },
                 "net": { "port": 27017, "bindIpAll": true },
+                // Every interface, so members authenticate with a key (and clients with a user).
+                "security": { "keyFile": "/etc/mongodb/keyfile" },
                 "replication": { "replSetName": "mongodb" },
             })
         );
@@ -688,6 +690,170 @@ fn cassandra_first_pod_founds_the_ring_or_joins_the_one_that_runs() {
     assert_eq!(seeds, founding, "{err}");
 }
 
+/// A stand-in for mongosh, as the mongodb scripts call it (`mongosh --quiet URI --eval JS`): it
+/// logs what was asked of which host and answers from files in `dir`: `down-HOST` (no answer),
+/// `setname-HOST` (what db.hello().setName prints), `state-HOST` (none, member or `absent NAME`,
+/// what join-replica-set.sh's check prints), `initiate-N` (the Nth replSetInitiate succeeds).
+fn fake_mongosh(dir: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    fs::create_dir_all(&bin).unwrap();
+    let script = r#"#!/bin/sh
+uri=$2
+js=$4
+host=${uri#mongodb://}
+host=${host%%:*}
+case "$js" in
+*replSetInitiate*) kind=initiate ;;
+*passives*) kind=state ;;
+*setName*) kind=setname ;;
+*ping*) kind=ping ;;
+*) kind=unknown ;;
+esac
+printf '%s %s\n' "$kind" "$host" >> "$FAKE/calls"
+[ ! -e "$FAKE/down-$host" ] || exit 1
+case $kind in
+initiate)
+    n=$(grep -c '^initiate ' "$FAKE/calls")
+    if [ -e "$FAKE/initiate-$n" ]; then echo "replSetInitiate: ok"; exit 0; fi
+    echo "replSetInitiate: NodeNotFound: not all members answered"; exit 1 ;;
+state) cat "$FAKE/state-$host" 2>/dev/null || echo none ;;
+setname) cat "$FAKE/setname-$host" 2>/dev/null || echo ;;
+ping) echo 1 ;;
+*) exit 2 ;;
+esac
+"#;
+    fs::write(bin.join("mongosh"), script).unwrap();
+    fs::set_permissions(bin.join("mongosh"), fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+/// Runs `script` with the fake mongosh of `dir` for at most 20 s: exit code, stderr, and the
+/// calls it made (`KIND HOST` lines).
+fn run_with_fake_mongosh(script: &Path, dir: &Path) -> (i32, String, Vec<String>) {
+    let bin = fake_mongosh(dir);
+    let _ = fs::remove_file(dir.join("calls"));
+    let out = Command::new("timeout")
+        .args(["20", "sh"])
+        .arg(script)
+        .env_clear()
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("FAKE", dir)
+        .output()
+        .unwrap();
+    let calls = fs::read_to_string(dir.join("calls"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        calls,
+    )
+}
+
+#[test]
+fn mongodb_scripts_initiate_once_retry_and_refuse_unlisted_pods() {
+    let programs = [("sh", "dash"), ("timeout", "coreutils"), ("grep", "grep")];
+    if !can_run_without(
+        "mongodb_scripts_initiate_once_retry_and_refuse_unlisted_pods",
+        &missing(&programs),
+    ) {
+        return;
+    }
+    let root = scratch();
+    let set = Set::render("mongodb", 3, 0, &[], root.path());
+    let fqdn = |i: usize| set.pods[i].fqdn.clone();
+    let init = set.pods[0].dir.join("init-replica-set.sh");
+    let fake = |name: &str, files: &[(String, &str)]| {
+        let dir = root.path().join(name);
+        fs::create_dir_all(&dir).unwrap();
+        for (file, text) in files {
+            fs::write(dir.join(file), text).unwrap();
+        }
+        dir
+    };
+
+    // The set's first boot: every member answers, none has a config; one replSetInitiate.
+    let dir = fake("first-boot", &[("initiate-1".into(), "")]);
+    let (code, err, calls) = run_with_fake_mongosh(&init, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("initiate "))
+            .collect::<Vec<_>>(),
+        ["initiate 127.0.0.1"],
+        "{err}"
+    );
+    for i in 0..3 {
+        assert!(calls.contains(&format!("ping {}", fqdn(i))), "{calls:?}");
+    }
+    assert!(err.contains("replica set mongodb initiated"), "{err}");
+
+    // A replSetInitiate that fails is tried again (here it succeeds the second time).
+    let dir = fake("retry", &[("initiate-2".into(), "")]);
+    let (code, err, calls) = run_with_fake_mongosh(&init, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("initiate ")).count(),
+        2,
+        "{err}"
+    );
+    assert!(err.contains("trying again"), "{err}");
+
+    // Another member already has the set: the first pod's volume is new; no replSetInitiate
+    // (it would make a second set), this member syncs from the others.
+    let dir = fake("replaced", &[(format!("setname-{}", fqdn(2)), "mongodb\n")]);
+    let (code, err, calls) = run_with_fake_mongosh(&init, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        !calls.iter().any(|c| c.starts_with("initiate ")),
+        "{calls:?}"
+    );
+    assert!(err.contains("is a member of replica set mongodb"), "{err}");
+
+    // This member has it: a restart; nothing asked of the others.
+    let dir = fake("restart", &[("setname-127.0.0.1".into(), "mongodb\n")]);
+    let (code, err, calls) = run_with_fake_mongosh(&init, &dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(calls, ["setname 127.0.0.1"], "{err}");
+
+    // join-replica-set.sh: a pod the running set lists starts, also when a member is down.
+    let join = |pod: usize| set.pods[pod].dir.join("join-replica-set.sh");
+    let dir = fake(
+        "listed",
+        &[
+            (format!("down-{}", fqdn(0)), ""),
+            (format!("state-{}", fqdn(1)), "member\n"),
+        ],
+    );
+    let (code, err, _) = run_with_fake_mongosh(&join(2), &dir);
+    assert_eq!(code, 0, "{err}");
+    // The set's first boot: no member has a config.
+    let dir = fake("no-config", &[]);
+    let (code, err, calls) = run_with_fake_mongosh(&join(1), &dir);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    // The set grew: a running set that does not list the pod refuses it, and says how to add it.
+    let grown = Set::render("mongodb", 9, 0, &[], &root.path().join("grown"));
+    let dir = fake(
+        "unlisted",
+        &[(format!("state-{}", fqdn(0)), "absent mongodb\n")],
+    );
+    let (code, err, _) =
+        run_with_fake_mongosh(&grown.pods[8].dir.join("join-replica-set.sh"), &dir);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("does not list mongodb-8"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "rs.add({{ _id: 8, host: \"{}:27017\", votes: 0, priority: 0 }})",
+            grown.pods[8].fqdn
+        )),
+        "{err}"
+    );
+}
+
 #[test]
 fn raft_and_cassandra_properties_load_with_java() {
     if !can_run_java("raft_and_cassandra_properties_load_with_java") {
@@ -745,11 +911,19 @@ fn scripts_parse_with_sh_and_bash() {
         Set::render("redis-cluster", 7, 5, &[], root.path()),
         Set::render("mongodb", 3, 0, &[], root.path()),
         Set::render("mongodb", 9, 5, &[], root.path()),
+        Set::render("kafka", 5, 0, &[], root.path()),
+        Set::render("kafka", 3, 5, &["log_dirs=/a,/b"], root.path()),
     ];
     let scripts: Vec<PathBuf> = paths(&sets, "create-cluster.sh")
         .chain(paths(&sets, "init-replica-set.sh"))
         .collect();
     assert_eq!(scripts.len(), 4, "one script per set, on its first pod");
+    // And the scripts every pod gets.
+    let every_pod: Vec<PathBuf> = paths(&sets, "join-replica-set.sh")
+        .chain(paths(&sets, "format-storage.sh"))
+        .collect();
+    assert_eq!(every_pod.len(), 3 + 9 + 5 + 3, "one script per pod");
+    let scripts = [scripts, every_pod].concat();
     for (shell, _) in SHELLS {
         for script in &scripts {
             run(shell, &["-n"], std::slice::from_ref(script));

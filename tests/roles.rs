@@ -160,10 +160,11 @@ const ROLES: &[RoleCases] = &[
     },
     RoleCases {
         name: "mongodb",
-        docs: "MongoDB manual: configuration file options (storage.dbPath, net.bindIpAll, \
-               replication.replSetName), Replica Set Configuration (members[n]._id: any \
-               integer >= 0 from 5.0, 0..255 before; at most 50 members, 7 voting; \
-               non-voting members need priority 0) and rs.initiate()",
+        docs: "MongoDB 7.0/8.0 manual: configuration file options (storage.dbPath, net.bindIpAll \
+               and its warning, security.keyFile, replication.replSetName), Replica Set \
+               Configuration (members[n]._id: any integer >= 0 from 5.0; at most 50 members, 7 \
+               voting; non-voting members need priority 0), replSetInitiate, rs.add, hello, \
+               Localhost Exception, Keyfiles; docker-library/mongo 7.0/8.0 docker-entrypoint.sh",
         extra_sizes: &[],
         refused: &[],
         extra: &[
@@ -171,7 +172,11 @@ const ROLES: &[RoleCases] = &[
                 tag: "non-voting",
                 replicas: 9,
                 start: 0,
-                sets: &["replica_set=rs0", "data_dir=/data/mongo"],
+                sets: &[
+                    "replica_set=rs0",
+                    "data_dir=/data/mongo",
+                    "key_file=/run/secrets/mongodb-keyfile",
+                ],
                 restart: false,
             },
             Extra {
@@ -179,6 +184,20 @@ const ROLES: &[RoleCases] = &[
                 replicas: 1,
                 start: 0,
                 sets: &["replica_set=my set"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-key-file",
+                replicas: 3,
+                start: 0,
+                sets: &["key_file="],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-data-dir",
+                replicas: 1,
+                start: 0,
+                sets: &["data_dir=/data/db\nnet:"],
                 restart: false,
             },
         ],

@@ -4,7 +4,10 @@
 //! read YAML 1.1/1.2; the files use only what both agree on), serde_json for JSON,
 //! java.util.Properties (what Kafka, Cassandra and Ratis load .properties with), and sh (dash)
 //! and bash for scripts and env files. Each parsed file is then checked for what the server
-//! needs from it. Whole-file text is compared in tests/roles.rs.
+//! needs from it. The scripts that decide something (Kafka's format-storage.sh, MongoDB's
+//! init-replica-set.sh and join-replica-set.sh, the first Cassandra pod's cassandra.env) run
+//! against stand-ins for the programs and peers they ask. Whole-file text is compared in
+//! tests/roles.rs.
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -476,7 +476,7 @@ fn persistent_volumes_are_mounted_where_the_images_keep_their_data() {
                 }
                 checked += 1;
                 if ex.role == "kafka" {
-                    let out = Command::new(BIN)
+                    let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
                         .args([
                             "get",
                             "vars.log_dirs",

@@ -339,6 +339,7 @@ fn new_tera() -> Tera {
     tera.register_filter("json", json);
     tera.register_filter("line", line);
     tera.register_filter("properties", properties);
+    tera.register_function("base64_uuid", base64_uuid);
     tera
 }
 
@@ -427,6 +428,59 @@ fn filter(items: &[Value], kwargs: Kwargs, _: &State) -> tera::TeraResult<Vec<Va
         (None, _) => false,
     };
     Ok(items.iter().filter(keep).cloned().collect())
+}
+
+/// `base64_uuid(name="...")`: an id for whatever `name` names, the same for the same name on every
+/// machine and in every version, as the 22 characters of URL-safe base64 without padding that
+/// Kafka's `kafka-storage.sh random-uuid` prints. It is the 128-bit FNV-1a hash of the name's
+/// UTF-8 bytes, finished as MurmurHash3 x64 128 finishes its hash, with the RFC 9562 version (8)
+/// and variant bits set, and never starts with `-`
+/// (kafka-storage.sh would take it for an option): that character's 6 bits lose their top one.
+/// Not a secret and not collision-proof against a chosen name; distinct for distinct set names.
+fn base64_uuid(kwargs: Kwargs, _: &State) -> tera::TeraResult<String> {
+    const FNV_OFFSET: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
+    const FNV_PRIME: u128 = 0x0000_0000_0100_0000_0000_0000_0000_013b;
+    const BASE64URL: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let name = kwargs.must_get::<&str>("name")?;
+    let hash = name.bytes().fold(FNV_OFFSET, |h, b| {
+        (h ^ u128::from(b)).wrapping_mul(FNV_PRIME)
+    });
+    // FNV leaves the high bits of a short name's hash nearly constant: MurmurHash3's x64 128-bit
+    // finalization makes every bit depend on every byte.
+    let fmix64 = |mut k: u64| {
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^ (k >> 33)
+    };
+    let (mut h1, mut h2) = ((hash >> 64) as u64, hash as u64);
+    h1 = h1.wrapping_add(h2);
+    h2 = h2.wrapping_add(h1);
+    h1 = fmix64(h1);
+    h2 = fmix64(h2);
+    h1 = h1.wrapping_add(h2);
+    h2 = h2.wrapping_add(h1);
+    let mut bytes = ((u128::from(h1) << 64) | u128::from(h2)).to_be_bytes();
+    bytes[6] = (bytes[6] & 0x0f) | 0x80;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    if bytes[0] >> 2 == 62 {
+        bytes[0] &= 0x7f;
+    }
+    let bits = u128::from_be_bytes(bytes);
+    // 21 characters of 6 bits, then the last 2 bits padded with zeros.
+    let id = (0..22)
+        .map(|i| {
+            let six = if i < 21 {
+                bits >> (122 - 6 * i)
+            } else {
+                bits << 4
+            };
+            char::from(BASE64URL[(six & 63) as usize])
+        })
+        .collect();
+    Ok(id)
 }
 
 /// `get_env(name="VAR", default="...")`, as in tera 1: the environment variable, or the

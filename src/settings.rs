@@ -313,11 +313,24 @@ fn parse_set(arg: &str) -> anyhow::Result<(String, String)> {
 }
 
 fn is_absent_or_empty(dir: &Path) -> anyhow::Result<bool> {
-    match fs::read_dir(dir) {
-        Ok(mut entries) => Ok(entries.next().is_none()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-        Err(e) => Err(e).with_context(|| format!("cannot read data dir {}", dir.display())),
+    // A new ext4 volume holds `lost+found` (mke2fs makes it, root-owned 0700): a data dir at a
+    // volume's root is not empty on its first boot. That directory, and only a directory by that
+    // name, does not count; whatever is in it is not looked at (a non-root pod cannot).
+    let context = || format!("cannot read data dir {}", dir.display());
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e).with_context(context),
+    };
+    for entry in entries {
+        let entry = entry.with_context(context)?;
+        let lost_and_found =
+            entry.file_name() == "lost+found" && entry.file_type().with_context(context)?.is_dir();
+        if !lost_and_found {
+            return Ok(false);
+        }
     }
+    Ok(true)
 }
 
 /// Where and how `render` writes.
@@ -467,6 +480,55 @@ mod tests {
         assert_eq!(
             cluster_domain_from_resolv_conf(text).as_deref(),
             Some("two.local")
+        );
+    }
+
+    #[test]
+    fn data_dir_is_empty_but_for_lost_and_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        assert!(is_absent_or_empty(&dir).unwrap(), "absent");
+        fs::create_dir(&dir).unwrap();
+        assert!(is_absent_or_empty(&dir).unwrap(), "empty");
+        // A fresh ext4 volume: only lost+found, whatever it holds.
+        fs::create_dir(dir.join("lost+found")).unwrap();
+        fs::write(dir.join("lost+found/#12"), "").unwrap();
+        assert!(is_absent_or_empty(&dir).unwrap(), "only lost+found");
+        fs::write(dir.join("meta.properties"), "").unwrap();
+        assert!(!is_absent_or_empty(&dir).unwrap(), "lost+found and a file");
+        fs::remove_file(dir.join("meta.properties")).unwrap();
+        fs::create_dir(dir.join("nodes")).unwrap();
+        assert!(
+            !is_absent_or_empty(&dir).unwrap(),
+            "lost+found and a directory"
+        );
+    }
+
+    #[test]
+    fn only_a_directory_named_lost_and_found_is_ignored() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join("lost+found"), "").unwrap();
+        assert!(!is_absent_or_empty(tmp.path()).unwrap(), "a file");
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(tmp.path(), other.path().join("lost+found")).unwrap();
+        assert!(
+            !is_absent_or_empty(other.path()).unwrap(),
+            "a symlink to a directory"
+        );
+        let hidden = tempfile::tempdir().unwrap();
+        fs::create_dir(hidden.path().join(".lost+found")).unwrap();
+        assert!(!is_absent_or_empty(hidden.path()).unwrap(), "another name");
+    }
+
+    #[test]
+    fn a_data_dir_that_is_a_file_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("data");
+        fs::write(&file, "").unwrap();
+        let err = is_absent_or_empty(&file).unwrap_err();
+        assert!(
+            format!("{err:#}").starts_with(&format!("cannot read data dir {}", file.display())),
+            "{err:#}"
         );
     }
 

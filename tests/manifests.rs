@@ -415,3 +415,92 @@ fn example_configmaps_render_with_their_role() {
         );
     }
 }
+
+/// The VOLUMEs each example's server image declares, from its Dockerfile: apache/kafka
+/// (apache/kafka docker/jvm/Dockerfile), cassandra (docker-library/cassandra 4.1 and 5.0),
+/// mongo (docker-library/mongo 7.0 and 8.0). The Elasticsearch image declares none.
+const IMAGE_VOLUMES: &[(&str, &[&str])] = &[
+    (
+        "apache/kafka",
+        &[
+            "/etc/kafka/secrets",
+            "/var/lib/kafka/data",
+            "/mnt/shared/config",
+        ],
+    ),
+    ("cassandra", &["/var/lib/cassandra"]),
+    ("mongo", &["/data/db", "/data/configdb"]),
+];
+
+/// A persistent volume mounted above an image's VOLUME does not hold what is written there:
+/// containerd (and CRI-O) drop an image volume only for a mount at exactly its path
+/// (`isInCRIMounts`, containerd#3511) and mount a throwaway volume over the rest. Each claim of
+/// an example is mounted at an image volume's path or away from all of them, and the kafka
+/// example's log.dirs lie inside, not at the root of, its data volume (lost+found).
+#[test]
+fn persistent_volumes_are_mounted_where_the_images_keep_their_data() {
+    if !can_load_yaml("persistent_volumes_are_mounted_where_the_images_keep_their_data") {
+        return;
+    }
+    let mut checked = 0;
+    for ex in load_examples() {
+        let spec = &ex.statefulset["spec"];
+        let claims: BTreeSet<String> = spec["volumeClaimTemplates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["metadata"]["name"].as_str().unwrap().to_string())
+            .collect();
+        for container in spec["template"]["spec"]["containers"].as_array().unwrap() {
+            let image = container["image"].as_str().unwrap();
+            let repository = image.split(':').next().unwrap();
+            let Some((_, volumes)) = IMAGE_VOLUMES.iter().find(|(r, _)| *r == repository) else {
+                continue;
+            };
+            for mount in container["volumeMounts"].as_array().unwrap() {
+                if !claims.contains(mount["name"].as_str().unwrap()) {
+                    continue;
+                }
+                let path = Path::new(mount["mountPath"].as_str().unwrap());
+                for volume in *volumes {
+                    let volume = Path::new(volume);
+                    assert!(
+                        path == volume || !volume.starts_with(path),
+                        "examples/{}: claim mounted at {} in {image}, whose VOLUME {} beneath \
+                         it would be a throwaway volume; mount it at {}",
+                        ex.role,
+                        path.display(),
+                        volume.display(),
+                        volume.display()
+                    );
+                }
+                checked += 1;
+                if ex.role == "kafka" {
+                    let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+                        .args([
+                            "get",
+                            "vars.log_dirs",
+                            "--role",
+                            "kafka",
+                            "--hostname",
+                            "kafka-0",
+                        ])
+                        .env_clear()
+                        .output()
+                        .unwrap();
+                    let log_dirs = String::from_utf8(out.stdout).unwrap();
+                    for dir in log_dirs.trim().split(',') {
+                        let dir = Path::new(dir);
+                        assert!(
+                            dir.starts_with(path) && dir != path,
+                            "kafka log.dirs {} is not inside the data volume at {}",
+                            dir.display(),
+                            path.display()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 3, "the kafka, cassandra and mongodb data volumes");
+}

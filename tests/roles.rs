@@ -162,10 +162,11 @@ const ROLES: &[RoleCases] = &[
     },
     RoleCases {
         name: "mongodb",
-        docs: "MongoDB manual: configuration file options (storage.dbPath, net.bindIpAll, \
-               replication.replSetName), Replica Set Configuration (members[n]._id: any \
-               integer >= 0 from 5.0, 0..255 before; at most 50 members, 7 voting; \
-               non-voting members need priority 0) and rs.initiate()",
+        docs: "MongoDB 7.0/8.0 manual: configuration file options (storage.dbPath, net.bindIpAll \
+               and its warning, security.keyFile, replication.replSetName), Replica Set \
+               Configuration (members[n]._id: any integer >= 0 from 5.0; at most 50 members, 7 \
+               voting; non-voting members need priority 0), replSetInitiate, rs.add, hello, \
+               Localhost Exception, Keyfiles; docker-library/mongo 7.0/8.0 docker-entrypoint.sh",
         extra_sizes: &[],
         refused: &[],
         extra: &[
@@ -173,7 +174,11 @@ const ROLES: &[RoleCases] = &[
                 tag: "non-voting",
                 replicas: 9,
                 start: 0,
-                sets: &["replica_set=rs0", "data_dir=/data/mongo"],
+                sets: &[
+                    "replica_set=rs0",
+                    "data_dir=/data/mongo",
+                    "key_file=/run/secrets/mongodb-keyfile",
+                ],
                 restart: false,
             },
             Extra {
@@ -183,14 +188,30 @@ const ROLES: &[RoleCases] = &[
                 sets: &["replica_set=my set"],
                 restart: false,
             },
+            Extra {
+                tag: "no-key-file",
+                replicas: 3,
+                start: 0,
+                sets: &["key_file="],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-data-dir",
+                replicas: 1,
+                start: 0,
+                sets: &["data_dir=/data/db\nnet:"],
+                restart: false,
+            },
         ],
     },
     RoleCases {
         name: "cassandra",
-        docs: "Cassandra 4.1/5.0 cassandra.yaml reference (seed_provider, listen_address, \
-               broadcast_address, rpc_address, endpoint_snitch), the snitch docs \
-               (GossipingPropertyFileSnitch, cassandra-rackdc.properties) and \
-               docker-library/cassandra docker-entrypoint.sh (the CASSANDRA_* variables)",
+        docs: "Cassandra 4.1/5.0 cassandra.yaml (seed_provider, listen_address, \
+               broadcast_address, rpc_address, endpoint_snitch: GossipingPropertyFileSnitch \
+               for production, a full repair after a snitch change), StorageService \
+               (shouldBootstrap: seeds never bootstrap), Gossiper.doShadowRound (a node outside \
+               its own seed list needs a live seed or peer) and docker-library/cassandra 4.1 \
+               and 5.0 (Dockerfile, docker-entrypoint.sh: the CASSANDRA_* variables)",
         extra_sizes: &[],
         refused: &[],
         extra: &[
@@ -207,10 +228,24 @@ const ROLES: &[RoleCases] = &[
                 restart: false,
             },
             Extra {
+                tag: "one-seed-data-dir",
+                replicas: 3,
+                start: 0,
+                sets: &["seeds=1", "data_dir=/cassandra"],
+                restart: false,
+            },
+            Extra {
                 tag: "no-seeds",
                 replicas: 3,
                 start: 0,
                 sets: &["seeds=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "no-dc",
+                replicas: 3,
+                start: 0,
+                sets: &["dc="],
                 restart: false,
             },
             Extra {
@@ -220,16 +255,26 @@ const ROLES: &[RoleCases] = &[
                 sets: &["cluster_name=a/b"],
                 restart: false,
             },
+            Extra {
+                tag: "bad-rack",
+                replicas: 1,
+                start: 0,
+                sets: &["rack=r1\ndc=other"],
+                restart: false,
+            },
         ],
     },
     RoleCases {
         name: "elasticsearch",
-        docs: "Elasticsearch 8 reference: discovery and cluster formation settings \
-               (discovery.seed_hosts, cluster.initial_master_nodes), Bootstrapping a cluster \
-               (initial masters by node.name, only on master-eligible nodes, removed once \
-               formed) and node.roles",
+        docs: "Elasticsearch 8 and 9 references: Bootstrapping a cluster (initial masters by \
+               node.name, only on master-eligible nodes, the same list wherever set, never \
+               again once formed), discovery and cluster formation settings, node.roles, \
+               Bootstrap checks (production mode, max map count, TLS with security) and \
+               Virtual memory (node.store.allow_mmap); the server's BootstrapChecks and \
+               ClusterBootstrapService",
         extra_sizes: &[],
-        refused: &[],
+        // The first `masters` (3) pods are master-eligible: never fewer pods than that.
+        refused: &[1],
         extra: &[
             Extra {
                 tag: "restarted",
@@ -242,7 +287,7 @@ const ROLES: &[RoleCases] = &[
                 tag: "one-master",
                 replicas: 3,
                 start: 0,
-                sets: &["masters=1", "cluster_name=logs", "security=true"],
+                sets: &["masters=1", "cluster_name=logs"],
                 restart: false,
             },
             Extra {
@@ -252,16 +297,41 @@ const ROLES: &[RoleCases] = &[
                 sets: &["masters=0"],
                 restart: false,
             },
+            Extra {
+                tag: "formed-mmap",
+                replicas: 3,
+                start: 5,
+                sets: &["bootstrap=false", "mmap=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "security",
+                replicas: 3,
+                start: 0,
+                sets: &["security=true"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-cluster-name",
+                replicas: 3,
+                start: 0,
+                sets: &["cluster_name=logs\ncluster.initial_master_nodes: [x]"],
+                restart: false,
+            },
         ],
     },
     RoleCases {
         name: "kafka",
-        docs: "Kafka 3.9 documentation: KRaft (process.roles, node.id, controller.quorum.voters, \
-               controller.listener.names, kafka-storage.sh format) and broker configs \
-               (listeners, advertised.listeners, listener.security.protocol.map, \
-               offsets.topic.replication.factor, transaction.state.log.*)",
+        docs: "Kafka 3.9 documentation: KRaft (Static versus Dynamic KRaft Quorums, Provisioning \
+               Nodes, Replace KRaft Controller Disk; process.roles, node.id, \
+               controller.quorum.voters, controller.listener.names) and broker configs \
+               (listeners, advertised.listeners, listener.security.protocol.map, log.dirs, \
+               offsets.topic.replication.factor, transaction.state.log.*); kafka-storage.sh \
+               format and kafka-metadata-quorum.sh describe --replication of 3.9 (StorageTool, \
+               Formatter, MetadataQuorumCommand)",
         extra_sizes: &[],
-        refused: &[],
+        // The static quorum is the first `controllers` (3) pods: never fewer pods than that.
+        refused: &[1],
         extra: &[
             Extra {
                 tag: "one-controller",
@@ -275,6 +345,38 @@ const ROLES: &[RoleCases] = &[
                 replicas: 3,
                 start: 0,
                 sets: &["controllers=0"],
+                restart: false,
+            },
+            Extra {
+                tag: "even-controllers",
+                replicas: 5,
+                start: 0,
+                sets: &["controllers=2"],
+                restart: false,
+            },
+            Extra {
+                tag: "own-cluster-id-two-log-dirs",
+                replicas: 3,
+                start: 0,
+                sets: &[
+                    "cluster_id=4L6g3nShT-eMCtK--X86sw",
+                    "log_dirs=/kafka/a,/kafka/b",
+                    "format_wait=120",
+                ],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-cluster-id",
+                replicas: 3,
+                start: 0,
+                sets: &["cluster_id=-L6g3nShT-eMCtK--X86sw"],
+                restart: false,
+            },
+            Extra {
+                tag: "bad-log-dirs",
+                replicas: 3,
+                start: 0,
+                sets: &["log_dirs=/data\nauto.create.topics.enable=true"],
                 restart: false,
             },
         ],
@@ -617,4 +719,127 @@ fn check_passes_for_every_role() {
             assert!(stdout.starts_with("rolecall: check ok"), "{stdout}");
         }
     }
+}
+
+/// A new ext4 volume holds `lost+found`: mounted as the data dir, it is still a first boot, and
+/// the master-eligible pods of a new Elasticsearch cluster get `cluster.initial_master_nodes`
+/// (without it, no master is ever elected). Anything else in the volume makes it a restart.
+#[test]
+fn a_data_dir_holding_only_lost_found_is_a_first_boot() {
+    let tmp = common::scratch();
+    let data = tmp.path().join("volume");
+    fs::create_dir_all(data.join("lost+found")).unwrap();
+    let data_dir = data.display().to_string();
+    let run = |args: &[&str]| {
+        let mut all: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        all.extend(["--data-dir".to_string(), data_dir.clone()]);
+        let out = rolecall(&Program::tested(), &all);
+        assert!(out.status.success(), "rolecall {all:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first_boot = || run(&["get", "first_boot", "--hostname", "elasticsearch-0"]);
+    let config = |dir: &Path| {
+        let out = dir.display().to_string();
+        run(&[
+            "render",
+            "--quiet",
+            "--role",
+            "elasticsearch",
+            "--hostname",
+            "elasticsearch-0",
+            "--replicas",
+            "3",
+            "--out",
+            &out,
+        ]);
+        fs::read_to_string(dir.join("elasticsearch.yml")).unwrap()
+    };
+    assert_eq!(first_boot(), "true\n");
+    let yml = config(&tmp.path().join("first"));
+    assert!(
+        yml.contains("cluster.initial_master_nodes:\n  - elasticsearch-0\n"),
+        "{yml}"
+    );
+    // Elasticsearch's own files in the volume: a restart, never bootstrapped again.
+    fs::create_dir(data.join("_state")).unwrap();
+    assert_eq!(first_boot(), "false\n");
+    let yml = config(&tmp.path().join("restart"));
+    assert!(!yml.contains("cluster.initial_master_nodes"), "{yml}");
+}
+
+/// `base64_uuid(name=...)`, the template function the kafka role derives its cluster id with:
+/// Kafka's form of a UUID (22 characters of URL-safe base64, 16 bytes), the same value for the
+/// same name in every version (values computed independently of rolecall), distinct names
+/// distinct ids, and never a leading `-`, which kafka-storage.sh would take for an option
+/// (`n270` is a name whose hash starts with one).
+#[test]
+fn base64_uuid_is_stable_distinct_and_never_starts_with_a_dash() {
+    let tmp = common::scratch();
+    let role = tmp.path().join("role");
+    fs::create_dir(&role).unwrap();
+    fs::write(
+        role.join("role.toml"),
+        "description = \"ids\"\nfiles = [\"ids\"]\n[[rules]]\nrole = \"any\"\n",
+    )
+    .unwrap();
+    fs::write(
+        role.join("ids"),
+        "{{ base64_uuid(name=\"kafka.default.svc.cluster.local\") }}\n\
+         {{ base64_uuid(name=\"n270\") }}\n\
+         {% for i in range(end=3000) %}{{ base64_uuid(name=\"n\" ~ i) }}\n{% endfor %}",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let render = rolecall(
+        &Program::tested(),
+        &[
+            "render",
+            "--quiet",
+            "--role",
+            role.join("role.toml").to_str().unwrap(),
+            "--hostname",
+            "x-0",
+            "--replicas",
+            "1",
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(str::to_string),
+    );
+    assert!(render.status.success(), "{render:?}");
+    let text = fs::read_to_string(out.join("ids")).unwrap();
+    let ids: Vec<&str> = text.lines().collect();
+    assert_eq!(ids[0], "GbGohQDziyKMjgh12O3ATg");
+    assert_eq!(ids[1], "eyT28uiZjLmwpA9CGqk_jw");
+    let generated = &ids[2..];
+    assert_eq!(generated.len(), 3000);
+    assert_eq!(generated[270], ids[1]);
+    let distinct: BTreeSet<&str> = generated.iter().copied().collect();
+    assert_eq!(distinct.len(), 3000, "two names gave one id");
+    for id in generated {
+        assert!(!id.starts_with('-'), "{id}");
+        let bytes = base64url(id).unwrap_or_else(|| panic!("`{id}` is not 16 bytes of base64url"));
+        assert_eq!(bytes[6] >> 4, 8, "{id}: RFC 9562 version 8");
+        assert_eq!(bytes[8] >> 6, 0b10, "{id}: RFC 9562 variant");
+    }
+}
+
+/// Decodes 22 characters of unpadded URL-safe base64 into the 16 bytes they hold.
+fn base64url(text: &str) -> Option<[u8; 16]> {
+    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    if text.len() != 22 {
+        return None;
+    }
+    let mut bits: u128 = 0;
+    for (i, c) in text.chars().enumerate() {
+        let six = ALPHABET.find(c)? as u128;
+        if i < 21 {
+            bits = (bits << 6) | six;
+        } else if six & 0b1111 != 0 {
+            return None;
+        } else {
+            bits = (bits << 2) | (six >> 4);
+        }
+    }
+    Some(bits.to_be_bytes())
 }

@@ -183,4 +183,18 @@ mod tests {
         let err = read(Path::new("/nonexistent/cm")).unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent/cm"), "{err:#}");
     }
+
+    /// Names starting with `..` are the kubelet's, not keys, even with no `..data` link: a
+    /// hostile `..foo` symlink out of the directory is skipped, not refused.
+    #[test]
+    fn dot_dot_names_are_skipped_without_a_data_link() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("zoo.cfg"), "x").unwrap();
+        symlink(outside.path().join("secret"), dir.path().join("..foo")).unwrap();
+        fs::write(dir.path().join("..bar"), "y").unwrap();
+        let keys = read(dir.path()).unwrap();
+        assert_eq!(keys.keys().collect::<Vec<_>>(), ["zoo.cfg"]);
+    }
 }

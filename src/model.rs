@@ -499,4 +499,48 @@ mod tests {
         let lacking: Vec<_> = all.iter().filter(|k| !alone.contains(k)).collect();
         assert_eq!(lacking, SET_FIELDS);
     }
+
+    fn rules_role(rules: &str) -> Role {
+        Role::new(
+            "t".into(),
+            &format!("description = 't'\nleader = 'lead'\n{rules}"),
+            Default::default(),
+        )
+        .unwrap()
+    }
+
+    /// The leader is the first pod whose rule gives it the leader role, wherever that pod is.
+    #[test]
+    fn the_leader_is_the_first_pod_with_the_leader_role() {
+        let role = rules_role(
+            "[[rules]]\nrole = 'spare'\nindex = 0\n[[rules]]\nrole = 'lead'\nbelow = 3\n\
+             [[rules]]\nrole = 'other'\n",
+        );
+        let vars = Vars::new();
+        let cluster = Model::new(&role, &vars, SetName::statefulset("t"), placement(), 0)
+            .unwrap()
+            .cluster(4)
+            .unwrap();
+        assert_eq!(cluster.leader, Some(1));
+        assert_eq!(cluster.leader().unwrap().hostname, "t-1");
+        let view = cluster.view(2, &vars, true);
+        assert_eq!(view.is_leader, Some(false));
+        assert_eq!(view.leader_address, Some(cluster.members[1].address.as_str()));
+    }
+
+    /// `below = N` takes the indexes before N and not N itself; `from = N` takes N on.
+    #[test]
+    fn below_and_from_bounds_are_exclusive_and_inclusive() {
+        let role = rules_role(
+            "[[rules]]\nrole = 'lead'\nbelow = 2\n[[rules]]\nrole = 'late'\nfrom = 3\n\
+             [[rules]]\nrole = 'middle'\n",
+        );
+        let vars = Vars::new();
+        let cluster = Model::new(&role, &vars, SetName::statefulset("t"), placement(), 7)
+            .unwrap()
+            .cluster(5)
+            .unwrap();
+        let roles: Vec<_> = cluster.members.iter().map(|m| m.role.as_str()).collect();
+        assert_eq!(roles, ["lead", "lead", "middle", "late", "late"]);
+    }
 }

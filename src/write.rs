@@ -237,6 +237,8 @@ pub fn write_all(
         File::open(dir)
             .and_then(|d| d.sync_all())
             .with_context(|| format!("cannot sync output directory {}", dir.display()))?;
+        #[cfg(test)]
+        DIRECTORY_SYNCS.with(|n| n.set(n.get() + 1));
     }
     Ok(changes)
 }
@@ -350,6 +352,14 @@ fn undo(dir: &Path, staged: &mut [Staged]) -> anyhow::Result<()> {
     }
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: the number of files `stage` writes before it fails, as a full disk would.
+    static STAGE_FAILS_AFTER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+    /// Unit tests: how often the output directory was synced.
+    static DIRECTORY_SYNCS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
 /// Writes one file's new content to a temporary file beside its target (synced if asked). The
 /// owner is set before the mode: a chown clears setuid and setgid bits.
 fn stage(
@@ -359,6 +369,14 @@ fn stage(
     durability: Durability,
 ) -> anyhow::Result<tempfile::NamedTempFile> {
     let context = || format!("cannot write {}", dir.join(&file.name).display());
+    #[cfg(test)]
+    if STAGE_FAILS_AFTER.with(|left| {
+        let now = left.get();
+        left.set(now.map(|n| n.saturating_sub(1)));
+        now == Some(0)
+    }) {
+        return Err(io::Error::from(io::ErrorKind::StorageFull)).with_context(context);
+    }
     let mut temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
@@ -504,5 +522,43 @@ mod tests {
             .is_err()
         );
         assert_eq!(fs::read_to_string(dir.path().join("a")).unwrap(), "old");
+    }
+
+    /// A later file that cannot be staged (a full disk) leaves every file as it was and none of
+    /// the earlier files' temporaries behind.
+    #[test]
+    fn a_failure_while_staging_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = [file("a", "1"), file("b", "2"), file("c", "3")];
+        write_all(dir.path(), &old, None, Durability::Synced).unwrap();
+        STAGE_FAILS_AFTER.with(|n| n.set(Some(2)));
+        let new = [file("a", "10"), file("b", "20"), file("c", "30")];
+        let err = write_all(dir.path(), &new, None, Durability::Synced).unwrap_err();
+        STAGE_FAILS_AFTER.with(|n| n.set(None));
+        assert!(format!("{err:#}").contains("cannot write"), "{err:#}");
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b", "c"]);
+        for (name, content) in [("a", "1"), ("b", "2"), ("c", "3")] {
+            assert_eq!(fs::read_to_string(dir.path().join(name)).unwrap(), content);
+        }
+    }
+
+    /// The directory is synced after the renames, unless durability is left out; and only when
+    /// something changed.
+    #[test]
+    fn the_directory_is_synced_once_after_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let syncs = || DIRECTORY_SYNCS.with(|n| n.get());
+        let before = syncs();
+        write_all(dir.path(), &[file("a", "1")], None, Durability::Synced).unwrap();
+        assert_eq!(syncs(), before + 1);
+        write_all(dir.path(), &[file("a", "1")], None, Durability::Synced).unwrap();
+        assert_eq!(syncs(), before + 1, "nothing changed, nothing to sync");
+        write_all(dir.path(), &[file("a", "2")], None, Durability::Unsynced).unwrap();
+        assert_eq!(syncs(), before + 1);
     }
 }

@@ -45,6 +45,10 @@ pub enum Command {
     Exec(ExecArgs),
     /// Wait until the leader, the previous pod, peers or any HOST:PORT accept TCP connections
     Wait(WaitCmdArgs),
+    /// Leave the cluster when the set no longer includes this pod (a preStop hook; etcd)
+    Leave(LeaveArgs),
+    /// Copy this binary into DIR (a shared emptyDir), for the main container's hooks
+    Install(InstallArgs),
 }
 
 // Who this pod is and where the pods of its set live. (A `//` comment: with `defer`, a doc
@@ -367,6 +371,37 @@ pub struct WaitCmdArgs {
     /// No progress lines on stderr
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+// `rolecall leave`: the identity flags, and how long to try. (`//`: see PodArgs.)
+#[derive(Debug, Args)]
+pub struct LeaveArgs {
+    #[command(flatten)]
+    pub pod: PodArgs,
+
+    #[command(flatten)]
+    pub role: RoleArgs,
+
+    /// Give up after this long (keep it below the pod's terminationGracePeriodSeconds)
+    #[arg(
+        long,
+        env = "ROLECALL_LEAVE_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "20s"
+    )]
+    pub timeout: String,
+
+    /// No lines on stderr but the failure
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+// `rolecall install DIR`. (`//`: see PodArgs.)
+#[derive(Debug, Args)]
+pub struct InstallArgs {
+    /// The directory to copy rolecall into (as DIR/rolecall, mode 0755)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 #[cfg(test)]

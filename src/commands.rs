@@ -3,19 +3,24 @@
 
 use std::ffi::CString;
 use std::io::Write as _;
+use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 
 use crate::cli::{
-    CheckArgs, EnvArgs, EnvFormat, ExecArgs, GetArgs, PlanArgs, PlanFormat, RenderArgs, RolesArgs,
-    RolesCommand, WaitCmdArgs,
+    CheckArgs, EnvArgs, EnvFormat, ExecArgs, GetArgs, InstallArgs, LeaveArgs, PlanArgs, PlanFormat,
+    RenderArgs, RolesArgs, RolesCommand, WaitCmdArgs,
 };
+use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::inputs::Inputs;
+use crate::member::{self, EtcdPod};
 use crate::memory::{self, Stage};
+use crate::model::Cluster;
 use crate::model::SET_FIELDS;
 use crate::render::render_pod;
 use crate::role::{self, Role};
+use crate::role::{Membership, Var};
 use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
 use crate::wait::{self, PlanError, Pods};
 use crate::{output, preview, write};
@@ -58,14 +63,46 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     };
     let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
     let templates = inputs.templates()?;
-    let files = render_pod(&templates, &inputs.role, &cluster, id.index, output.mode)
-        .or_exit(Exit::Template)?;
-    memory::set_stage(Stage::Other);
-    // --wait-for: flags and templates are checked above, so a mistake fails at once, not after
-    // the wait; nothing is written until the peers answer.
+    let render = |joined: Option<&member::Joined>| {
+        render_pod(
+            &templates,
+            &inputs.role,
+            &cluster,
+            id.index,
+            output.mode,
+            joined,
+        )
+        .or_exit(Exit::Template)
+    };
+    // Flags and templates are checked before anything waits or changes the cluster, so a
+    // mistake fails at once: nothing is written until the peers answer.
+    let mut files = render(None)?;
     if waits.is_set() {
         wait_for(&wait_plan, &waits, output.quiet)?;
     }
+    // With --data-dir, a role with membership actions first joins the running cluster; what it
+    // decides goes into the files. A dry run makes no call.
+    let membership = inputs.role.role.spec.membership;
+    if let (Some(data_dir), Some(Membership::Etcd)) = (&inputs.role.data_dir, membership) {
+        if output.dry_run {
+            if !output.quiet {
+                output::say("rolecall: dry run: no membership call is made");
+            }
+        } else {
+            let pod = etcd_pod(
+                &inputs,
+                &cluster,
+                id.index,
+                cluster.replicas,
+                waits.timeout,
+                output.quiet,
+            )?;
+            if let Some(joined) = member::prepare_etcd(&pod, data_dir).or_exit(Exit::Membership)? {
+                files = render(Some(&joined))?;
+            }
+        }
+    }
+    memory::set_stage(Stage::Other);
     let changes = if output.dry_run {
         let (text, changes) =
             preview::preview(&output.out, &files, output.owner).or_exit(Exit::Output)?;
@@ -178,7 +215,7 @@ pub fn check(args: &CheckArgs) -> Result<()> {
     let templates = inputs.templates()?;
     let errors: Vec<String> = (0..cluster.replicas)
         .filter_map(|index| {
-            let err = render_pod(&templates, &inputs.role, &cluster, index, 0o644).err()?;
+            let err = render_pod(&templates, &inputs.role, &cluster, index, 0o644, None).err()?;
             let pod = &cluster.members[index as usize].hostname;
             Some(format!("{pod}: {err:#}"))
         })
@@ -230,6 +267,99 @@ pub fn wait(args: &WaitCmdArgs) -> Result<()> {
     }
     .map_err(plan_failure)?;
     wait_for(&plan, &waits, args.quiet)
+}
+
+/// An etcd pod for the membership actions, with the role's ports and bootstrap size.
+fn etcd_pod<'a, 'r>(
+    inputs: &Inputs,
+    cluster: &'a Cluster<'r>,
+    index: u32,
+    set_size: u32,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<EtcdPod<'a, 'r>> {
+    let int = |name: &str| match inputs.role.vars.get(name) {
+        Some(Var::Int(n)) => Ok(*n),
+        _ => Err(Failure::new(
+            Exit::Template,
+            anyhow!(
+                "role {}: membership `etcd` needs the integer var `{name}`",
+                inputs.role.role.name
+            ),
+        )),
+    };
+    let peer_port = u16::try_from(int("peer_port")?)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| Failure::new(Exit::Usage, anyhow!("var `peer_port` is not a port")))?;
+    let bootstrap_size = match u32::try_from(int("bootstrap_size")?) {
+        Ok(0) => set_size,
+        Ok(n) => n,
+        Err(_) => crate::fail!(Exit::Usage, "var `bootstrap_size` must be 0 or more"),
+    };
+    let client_port = cluster.model.role().spec.port.unwrap_or(2379);
+    Ok(EtcdPod {
+        cluster,
+        set_size,
+        index,
+        client_port,
+        peer_port,
+        bootstrap_size,
+        timeout,
+        quiet,
+    })
+}
+
+/// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this pod.
+pub fn leave(args: &LeaveArgs) -> Result<()> {
+    let timeout = parse_duration(&args.timeout)
+        .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
+        .or_exit(Exit::Usage)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let Some(Membership::Etcd) = inputs.role.role.spec.membership else {
+        crate::fail!(
+            Exit::Usage,
+            "role {} has no membership actions to leave (built-in: etcd)",
+            inputs.role.role.name
+        );
+    };
+    let id = inputs.pod.identify_unbounded()?;
+    let Some(set_size) = inputs.pod.shape.replicas else {
+        return Err(set_size_unknown("leave"));
+    };
+    // The pods up to this one, whatever the set's size now: their addresses are the members'.
+    let known = set_size.max(id.index + 1);
+    let cluster = inputs
+        .model(&id.set)?
+        .cluster(known)
+        .or_exit(Exit::Template)?;
+    let pod = etcd_pod(&inputs, &cluster, id.index, set_size, timeout, args.quiet)?;
+    member::leave_etcd(&pod).or_exit(Exit::Membership)?;
+    Ok(())
+}
+
+/// `rolecall install DIR`: this binary as DIR/rolecall, replaced atomically.
+pub fn install(args: &InstallArgs) -> Result<()> {
+    let exe = std::env::current_exe()
+        .and_then(std::fs::read)
+        .context("cannot read this rolecall binary (/proc/self/exe)")
+        .or_exit(Exit::Internal)?;
+    let file = write::OutFile {
+        name: "rolecall".into(),
+        content: exe,
+        mode: 0o755,
+    };
+    let changes = write::write_all(&args.dir, &[file], None, write::Durability::Synced)
+        .or_exit(Exit::Output)?;
+    let verb = match changes.first().map(|(_, c)| *c) {
+        Some(write::Change::Unchanged) => "already there",
+        _ => "installed",
+    };
+    output::say(&format!(
+        "rolecall: {verb}: {}",
+        args.dir.join("rolecall").display()
+    ));
+    Ok(())
 }
 
 pub fn roles(args: &RolesArgs) -> Result<()> {

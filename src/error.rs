@@ -21,6 +21,9 @@ pub enum Exit {
     Output = 5,
     /// `wait` gave up before its targets were ready.
     Timeout = 6,
+    /// A membership change (join, replace, leave) could not be made: no member answered in
+    /// time, or the cluster refused it.
+    Membership = 7,
 }
 
 impl Exit {

@@ -144,6 +144,10 @@ pub fn index_of(ordinal: u32, shape: &Shape) -> anyhow::Result<u32> {
         "ordinal {ordinal} is below the start ordinal {start}; check --start-ordinal (spec.ordinals.start)"
     );
     if let Some(replicas) = shape.replicas {
+        ensure!(
+            replicas > 0,
+            "the set is scaled to 0 (--replicas 0): it includes no pod, not ordinal {ordinal}"
+        );
         let end = u64::from(start) + u64::from(replicas);
         ensure!(
             u64::from(ordinal) < end,

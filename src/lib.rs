@@ -5,7 +5,8 @@
 //! with [`output`] for what is printed and `wait` for waiting on peers before a render (or on
 //! its own). [`names`] holds the name rules and limits of the domain. `commands` has one short
 //! function per subcommand; each tags its stages' errors with their exit codes ([`error::Exit`]).
-//! Planned: the Kubernetes API client (`kube`) and membership actions (`member`).
+//! [`member`] changes a running cluster's membership on day 2 (join, replace, leave). Planned:
+//! the Kubernetes API client (`kube`).
 //!
 //! Public are the command line, the error type, and what the fuzz targets drive.
 
@@ -16,6 +17,7 @@ mod duration;
 pub mod error;
 pub mod identity;
 mod inputs;
+pub mod member;
 pub mod memory;
 pub mod model;
 pub mod names;
@@ -40,5 +42,7 @@ pub fn run(cli: Cli) -> error::Result<()> {
         Command::Check(args) => commands::check(&args),
         Command::Roles(args) => commands::roles(&args),
         Command::Wait(args) => commands::wait(&args),
+        Command::Leave(args) => commands::leave(&args),
+        Command::Install(args) => commands::install(&args),
     }
 }

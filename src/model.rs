@@ -525,7 +525,10 @@ mod tests {
         assert_eq!(cluster.leader().unwrap().hostname, "t-1");
         let view = cluster.view(2, &vars, true);
         assert_eq!(view.is_leader, Some(false));
-        assert_eq!(view.leader_address, Some(cluster.members[1].address.as_str()));
+        assert_eq!(
+            view.leader_address,
+            Some(cluster.members[1].address.as_str())
+        );
     }
 
     /// `below = N` takes the indexes before N and not N itself; `from = N` takes N on.

@@ -53,6 +53,15 @@ impl SetName {
     pub fn pod(&self, ordinal: u32) -> String {
         format!("{}{ordinal}{}", self.prefix, self.suffix)
     }
+
+    /// The ordinal of a pod of this set from its name (`web-3` -> 3); `None` for another name.
+    pub fn ordinal_of(&self, pod: &str) -> Option<u32> {
+        let digits = pod.strip_prefix(&self.prefix)?.strip_suffix(&self.suffix)?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && (digits == "0" || !digits.starts_with('0'));
+        canonical.then(|| digits.parse().ok()).flatten()
+    }
 }
 
 /// An RFC 1123 label: what Kubernetes allows as a pod hostname or a namespace.
@@ -111,6 +120,26 @@ mod tests {
         assert!(!is_dns_label("web-"));
         assert!(!is_dns_label("-web"));
         assert!(!is_dns_label(&"a".repeat(64)));
+    }
+
+    #[test]
+    fn pod_names_give_their_ordinal_back() {
+        let set = SetName::statefulset("etcd");
+        assert_eq!(set.ordinal_of("etcd-3"), Some(3));
+        assert_eq!(set.ordinal_of(&set.pod(0)), Some(0));
+        for other in [
+            "etcd-",
+            "etcd-03",
+            "etcd-x",
+            "etcdx-1",
+            "web-1",
+            "etcd-1.etcd",
+            "",
+        ] {
+            assert_eq!(set.ordinal_of(other), None, "{other}");
+        }
+        let odd = SetName::like("broker", "broker-x9", 8..9);
+        assert_eq!(odd.ordinal_of("broker-x12"), Some(12));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use anyhow::{Context as _, anyhow, bail};
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use crate::configdir::Keys;
+use crate::member::Joined;
 use crate::model::{Cluster, View};
 use crate::names::check_file_name;
 use crate::output;
@@ -136,15 +137,17 @@ impl Templates {
         Ok(())
     }
 
-    /// Renders each file for one pod.
+    /// Renders each file for one pod; `membership` is what a join decided (`null` otherwise).
     pub fn render<'a>(
         &self,
         files: impl IntoIterator<Item = &'a FileSpec>,
         view: &View,
+        membership: Option<&Joined>,
     ) -> anyhow::Result<Vec<Rendered>> {
-        let context = Context::from_serialize(view)
+        let mut context = Context::from_serialize(view)
             .map_err(|e| anyhow!("{e}"))
             .context("cannot build the template context")?;
+        context.insert("membership", &membership);
         files
             .into_iter()
             .map(|file| {
@@ -257,6 +260,7 @@ pub fn render_pod(
     cluster: &Cluster,
     index: u32,
     mode: u32,
+    membership: Option<&Joined>,
 ) -> anyhow::Result<Vec<OutFile>> {
     let me = &cluster.members[index as usize];
     // Every file of the role, not only this pod's: a missing leader template is a mistake to
@@ -264,7 +268,7 @@ pub fn render_pod(
     templates.check_files(role.role.all_files(), role.config_dir.as_deref())?;
     let view = cluster.view(index, &role.vars, role.first_boot);
     let mut out: Vec<OutFile> = templates
-        .render(cluster.model.files(me), &view)?
+        .render(cluster.model.files(me), &view, membership)?
         .into_iter()
         .map(|r| OutFile {
             name: r.name,

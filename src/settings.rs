@@ -134,9 +134,27 @@ impl PodSettings {
         }
     }
 
-    /// `--replicas`, which nothing guesses.
+    /// `--replicas`, which nothing guesses; at least 1.
     pub fn replicas(&self, what: &str) -> Result<u32> {
-        self.shape.replicas.ok_or_else(|| set_size_unknown(what))
+        match self.shape.replicas {
+            None => Err(set_size_unknown(what)),
+            Some(0) => Err(Failure::new(
+                Exit::Identity,
+                anyhow!("{what}: the set is scaled to 0, so it has no pod"),
+            )),
+            Some(n) => Ok(n),
+        }
+    }
+
+    /// Who this pod is, from its hostname, whatever the set's size: a pod being removed by a
+    /// scale-down is beyond it.
+    pub fn identify_unbounded(&self) -> Result<Identity> {
+        let shape = Shape {
+            replicas: None,
+            ..self.shape.clone()
+        };
+        identity::resolve(&self.hostname, &self.regex, self.pod_index, &shape)
+            .or_exit(Exit::Identity)
     }
 
     /// Who this pod is, from its hostname.
@@ -214,6 +232,8 @@ pub struct RoleSettings {
     pub role: Role,
     pub vars: Vars,
     pub config_dir: Option<PathBuf>,
+    /// `--data-dir`: the system's data directory, as the init container sees it.
+    pub data_dir: Option<PathBuf>,
     /// `--data-dir` absent or empty: this pod has never run.
     pub first_boot: bool,
     /// Unwise but allowed settings, printed as warnings.
@@ -278,6 +298,7 @@ impl RoleSettings {
             role,
             vars,
             config_dir: args.config_dir.clone(),
+            data_dir: args.data_dir.clone(),
             first_boot,
             warnings,
         })

@@ -44,7 +44,7 @@ struct Extra {
 }
 
 /// A data dir that holds data, as a restarted pod's volume does (first_boot = false).
-const USED_DATA_DIR: &str = "tests/expected";
+const USED_DATA_DIR: &str = "tests/support/used-data-dir";
 
 const ROLES: &[RoleCases] = &[
     RoleCases {

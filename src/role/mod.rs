@@ -4,7 +4,7 @@
 mod spec;
 mod vars;
 
-pub use spec::{Bound, FileSpec, IdSpec, RoleSpec, Rule, SizeSpec};
+pub use spec::{Bound, FileSpec, IdSpec, Membership, RoleSpec, Rule, SizeSpec};
 pub use vars::{Kind, Var, VarRule, VarRules, Vars, apply_sets};
 
 use std::collections::BTreeMap;
@@ -158,6 +158,7 @@ impl Role {
                 rule("leader", Some(Bound::Index(0)), leader_file),
                 rule("follower", None, follower_file),
             ],
+            membership: None,
             declared: BTreeMap::new(),
             vars: Vars::new(),
             var_rules: VarRules::new(),

@@ -30,6 +30,10 @@ pub struct RoleSpec {
     pub replicas: SizeSpec,
     /// Checked in order; the first rule that matches a pod's index gives its role and files.
     pub rules: Vec<Rule>,
+    /// Day-2 membership actions rolecall takes for this role (see `member`): with `--data-dir`,
+    /// a render joins the running cluster; `rolecall leave` leaves it.
+    #[serde(default)]
+    pub membership: Option<Membership>,
     /// Template vars as declared: a default, or a table with the default and what a value may
     /// hold. Read through `vars` and `var_rules`.
     #[serde(default, rename = "vars")]
@@ -40,6 +44,14 @@ pub struct RoleSpec {
     /// What each string var may hold.
     #[serde(skip)]
     pub var_rules: VarRules,
+}
+
+/// The systems whose membership rolecall changes itself.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Membership {
+    /// etcd, through its v3 JSON gateway; needs the vars `peer_port` and `bootstrap_size`.
+    Etcd,
 }
 
 /// Server id = offset + ordinal, valid in `min..=max`.
@@ -182,6 +194,18 @@ impl RoleSpec {
                     );
                 }
             }
+        }
+        if spec.membership == Some(Membership::Etcd) {
+            for var in ["peer_port", "bootstrap_size"] {
+                ensure!(
+                    matches!(spec.vars.get(var), Some(super::Var::Int(_))),
+                    "membership `etcd` needs the integer var `{var}`"
+                );
+            }
+            ensure!(
+                spec.port.is_some(),
+                "membership `etcd` needs the role's `port`"
+            );
         }
         if let Some(leader) = &spec.leader {
             ensure!(

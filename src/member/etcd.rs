@@ -1,0 +1,279 @@
+//! etcd's membership through its v3 JSON gateway on the client port: the member list, `add`,
+//! `remove` and leadership transfer, over plain HTTP, each call bounded. etcd's official images
+//! have no shell, so rolecall makes these calls itself instead of `etcdctl`.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::Deserialize;
+use serde_json::json;
+
+/// One member as the gateway lists it. A member added but not started yet has no name and no
+/// client URL: it is matched by its peer URL.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Member {
+    /// The member id: a 64-bit number the gateway writes as a string.
+    #[serde(rename = "ID", deserialize_with = "id_from_string")]
+    pub id: u64,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "peerURLs", default)]
+    pub peer_urls: Vec<String>,
+    #[serde(rename = "clientURLs", default)]
+    pub client_urls: Vec<String>,
+}
+
+impl Member {
+    /// A member that has started: it has a name (and client URLs).
+    pub fn started(&self) -> bool {
+        !self.name.is_empty()
+    }
+}
+
+fn id_from_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Text(String),
+        Number(u64),
+    }
+    match Id::deserialize(d)? {
+        Id::Number(n) => Ok(n),
+        Id::Text(s) => s.parse().map_err(serde::de::Error::custom),
+    }
+}
+
+#[derive(Deserialize)]
+struct Members {
+    #[serde(default)]
+    members: Vec<Member>,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    #[serde(deserialize_with = "id_from_string")]
+    member_id: u64,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    header: Header,
+    #[serde(deserialize_with = "id_from_string")]
+    leader: u64,
+}
+
+/// What went wrong with a call: whether trying again later may help.
+#[derive(Debug)]
+pub enum CallError {
+    /// Nothing answered: no address, refused, timed out. The member may come up.
+    Unreachable(anyhow::Error),
+    /// etcd answered no for now: a membership change too soon after a member (re)connected
+    /// ("unhealthy cluster"), no leader, not enough started members. Retry.
+    Busy(anyhow::Error),
+    /// etcd answered no for good, or did not answer as etcd.
+    Refused(anyhow::Error),
+}
+
+impl CallError {
+    pub fn into_inner(self) -> anyhow::Error {
+        match self {
+            CallError::Unreachable(e) | CallError::Busy(e) | CallError::Refused(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(e) | CallError::Busy(e) | CallError::Refused(e) => {
+                write!(f, "{e:#}")
+            }
+        }
+    }
+}
+
+/// One etcd member's client endpoint, `http://HOST:PORT`.
+#[derive(Clone, Debug)]
+pub struct Endpoint {
+    pub url: String,
+    agent: ureq::Agent,
+}
+
+impl Endpoint {
+    /// Each call connects within `connect` and answers within `timeout`.
+    pub fn new(url: &str, connect: Duration, timeout: Duration) -> Endpoint {
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(connect))
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            // In-cluster traffic: a proxy from the environment must not carry it.
+            .proxy(None)
+            .max_redirects(0)
+            .build()
+            .into();
+        Endpoint {
+            url: url.trim_end_matches('/').to_string(),
+            agent,
+        }
+    }
+
+    fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<T, CallError> {
+        let url = format!("{}/v3/{path}", self.url);
+        let mut response = self
+            .agent
+            .post(&url)
+            .content_type("application/json")
+            .send(body.to_string())
+            .map_err(|e| match e {
+                ureq::Error::Http(_) | ureq::Error::Protocol(_) => CallError::Refused(anyhow!(
+                    "{url}: not an answer of etcd's plain-HTTP gateway ({e}); rolecall's \
+                     membership calls need plain-HTTP client URLs"
+                )),
+                e => CallError::Unreachable(anyhow!("{url}: {e}")),
+            })?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .map_err(|e| CallError::Unreachable(anyhow!("{url}: {e}")))?;
+        if status.is_success() {
+            return serde_json::from_str(&text).map_err(|e| {
+                CallError::Refused(anyhow!(
+                    "{url}: an answer etcd would not give ({e}): {text}"
+                ))
+            });
+        }
+        #[derive(Deserialize)]
+        struct Failure {
+            #[serde(default)]
+            message: String,
+            #[serde(default)]
+            code: u32,
+        }
+        let failure: Failure = serde_json::from_str(&text).unwrap_or(Failure {
+            message: text.trim().to_string(),
+            code: 0,
+        });
+        let error = anyhow!("{url}: {} (HTTP {status})", failure.message);
+        // gRPC Unavailable (14), and the refusals etcd lifts by itself once members connect.
+        let busy = failure.code == 14
+            || [
+                "unhealthy cluster",
+                "not enough started members",
+                "no leader",
+                "leader changed",
+                "timed out",
+                "too many requests",
+            ]
+            .iter()
+            .any(|m| failure.message.contains(m));
+        Err(if busy {
+            CallError::Busy(error)
+        } else {
+            CallError::Refused(error)
+        })
+    }
+
+    pub fn members(&self) -> Result<Vec<Member>, CallError> {
+        Ok(self
+            .call::<Members>("cluster/member/list", json!({}))?
+            .members)
+    }
+
+    /// Adds a member with this peer URL; the cluster's members after it.
+    pub fn add(&self, peer_url: &str) -> Result<Vec<Member>, CallError> {
+        Ok(self
+            .call::<Members>("cluster/member/add", json!({ "peerURLs": [peer_url] }))?
+            .members)
+    }
+
+    pub fn remove(&self, id: u64) -> Result<(), CallError> {
+        self.call::<serde_json::Value>("cluster/member/remove", json!({ "ID": id.to_string() }))
+            .map(drop)
+    }
+
+    /// The id of the member answering here, and of the leader it knows.
+    pub fn status(&self) -> Result<(u64, u64), CallError> {
+        let status: Status = self.call("maintenance/status", json!({}))?;
+        Ok((status.header.member_id, status.leader))
+    }
+
+    /// Asks the leader (which must be the member answering here) to hand leadership to `to`.
+    pub fn move_leader(&self, to: u64) -> Result<(), CallError> {
+        self.call::<serde_json::Value>(
+            "maintenance/transfer-leadership",
+            json!({ "targetID": to.to_string() }),
+        )
+        .map(drop)
+    }
+}
+
+/// The `NAME=PEER-URL,...` list etcd's `initial-cluster` takes: every member of the cluster,
+/// started or not (etcd checks that it matches the cluster's members by peer URL). A member not
+/// started yet has no name; it is given `name_of(peer URL)`.
+pub fn initial_cluster(members: &[Member], name_of: impl Fn(&str) -> Option<String>) -> String {
+    let mut entries: Vec<String> = members
+        .iter()
+        .flat_map(|m| {
+            let name = if m.started() {
+                Some(m.name.clone())
+            } else {
+                m.peer_urls.first().and_then(|url| name_of(url))
+            };
+            m.peer_urls
+                .iter()
+                .map(move |url| format!("{}={url}", name.clone().unwrap_or_default()))
+        })
+        .collect();
+    entries.sort();
+    entries.join(",")
+}
+
+/// The member id as etcd prints it: hexadecimal.
+pub fn show_id(id: u64) -> String {
+    format!("{id:x}")
+}
+
+/// Parses what the gateway says about an id (for tests and messages).
+pub fn parse_members(text: &str) -> anyhow::Result<Vec<Member>> {
+    let members: Members =
+        serde_json::from_str(text).context("not a member list of etcd's gateway")?;
+    if members.members.iter().any(|m| m.peer_urls.is_empty()) {
+        bail!("a member without a peer URL");
+    }
+    Ok(members.members)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// As etcd 3.4's gateway answers `member add` (measured with Debian's etcd 3.4.23).
+    const ADDED: &str = r#"{"header":{"cluster_id":"324952591200643719","member_id":"3319814642761637952","raft_term":"2"},"member":{"ID":"3030980654471739183","peerURLs":["http://127.0.0.1:23801"]},"members":[{"ID":"3030980654471739183","peerURLs":["http://127.0.0.1:23801"]},{"ID":"3319814642761637952","name":"t0","peerURLs":["http://127.0.0.1:23800"],"clientURLs":["http://127.0.0.1:23790"]}]}"#;
+
+    #[test]
+    fn the_gateway_member_list_parses_with_unstarted_members() {
+        let members = parse_members(ADDED).unwrap();
+        assert_eq!(members.len(), 2);
+        assert_eq!(members[0].id, 3030980654471739183);
+        assert!(!members[0].started());
+        assert_eq!(members[1].name, "t0");
+        assert!(members[1].started());
+        assert_eq!(show_id(members[1].id), "2e1259d415f2a040");
+    }
+
+    #[test]
+    fn initial_cluster_names_unstarted_members_by_their_peer_url() {
+        let members = parse_members(ADDED).unwrap();
+        let list = initial_cluster(&members, |url| {
+            (url == "http://127.0.0.1:23801").then(|| "t1".to_string())
+        });
+        assert_eq!(list, "t0=http://127.0.0.1:23800,t1=http://127.0.0.1:23801");
+    }
+}

@@ -1,0 +1,443 @@
+//! Membership actions on day 2, for roles whose cluster does not take a new pod by itself
+//! (role.toml `membership = "etcd"`). Before a render, with `--data-dir`: make this pod a member
+//! of the running cluster (join on scale-up, replace a member whose volume was lost, set aside
+//! the data of a member the cluster no longer has), or bootstrap when no member answers. Before
+//! a pod goes (`rolecall leave`, a preStop hook): leave the cluster when the set no longer
+//! includes this pod. Every call is bounded; every decision is said in one line.
+
+pub mod etcd;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context as _, anyhow, bail};
+use serde::Serialize;
+
+use crate::model::{Cluster, Model};
+use crate::output::say;
+use etcd::{CallError, Endpoint, Member};
+
+/// How long one call may take to connect: a pod that is not there must not hold a start.
+const CONNECT: Duration = Duration::from_millis(1000);
+/// How long one call may take in all.
+const CALL: Duration = Duration::from_secs(5);
+/// The longest pause between attempts at a refused ("unhealthy cluster") membership change.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the templates of a pod that joins get: `membership.state` and
+/// `membership.initial_cluster`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Joined {
+    /// `new` for a bootstrap, `existing` for a join.
+    pub state: &'static str,
+    /// etcd's `initial-cluster`: `NAME=PEER-URL,...`.
+    pub initial_cluster: String,
+}
+
+/// One etcd pod of the set, as the membership actions see it.
+pub struct EtcdPod<'a, 'r> {
+    /// The pods up to this one at least: the set, or more when this pod is beyond it.
+    pub cluster: &'a Cluster<'r>,
+    /// spec.replicas now: the pods from the start ordinal on that the set includes.
+    pub set_size: u32,
+    /// This pod's index in the set.
+    pub index: u32,
+    pub client_port: u16,
+    pub peer_port: u16,
+    /// Only pods with an index below this bootstrap a cluster when no member answers.
+    pub bootstrap_size: u32,
+    /// How long to keep trying: to reach a member, and to get a change accepted.
+    pub timeout: Duration,
+    /// Say nothing but failures.
+    pub quiet: bool,
+}
+
+impl EtcdPod<'_, '_> {
+    /// One decision, said on stderr unless quiet.
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            say(&format!("rolecall: {line}"));
+        }
+    }
+}
+
+impl EtcdPod<'_, '_> {
+    fn model(&self) -> &Model<'_> {
+        &self.cluster.model
+    }
+
+    fn me(&self) -> &crate::model::Member {
+        &self.cluster.members[self.index as usize]
+    }
+
+    fn peer_url_of(&self, fqdn: &str) -> String {
+        format!("http://{fqdn}:{}", self.peer_port)
+    }
+
+    fn my_peer_url(&self) -> String {
+        self.peer_url_of(&self.me().fqdn)
+    }
+
+    /// The client endpoints of the other pods of the set, then this pod's own (a preStop runs
+    /// beside this pod's own etcd).
+    fn endpoints(&self, with_me: bool) -> Vec<Endpoint> {
+        let mut urls: Vec<String> = self
+            .cluster
+            .members
+            .iter()
+            .filter(|m| m.index != self.index)
+            .map(|m| format!("http://{}:{}", m.fqdn, self.client_port))
+            .collect();
+        if with_me {
+            urls.insert(0, format!("http://{}:{}", self.me().fqdn, self.client_port));
+        }
+        urls.iter()
+            .map(|url| Endpoint::new(url, CONNECT, CALL))
+            .collect()
+    }
+
+    /// The pod of this set a member stands for, by name or (not started yet) by peer URL: its
+    /// ordinal. Members of other sets (or added by hand) are `None`.
+    fn ordinal_of(&self, member: &Member) -> Option<u32> {
+        let set = &self.model().set;
+        if member.started() {
+            return set.ordinal_of(&member.name);
+        }
+        let url = member.peer_urls.first()?;
+        let host = url.split("://").nth(1)?.split([':', '/']).next()?;
+        set.ordinal_of(host.split('.').next()?)
+    }
+
+    /// The pod name a member not started yet stands for, from its peer URL.
+    fn name_of_peer_url(&self, url: &str) -> Option<String> {
+        let fake = Member {
+            id: 0,
+            name: String::new(),
+            peer_urls: vec![url.to_string()],
+            client_urls: Vec::new(),
+        };
+        self.ordinal_of(&fake).map(|o| self.model().set.pod(o))
+    }
+
+    fn in_set(&self, ordinal: u32) -> bool {
+        let start = self.model().start_ordinal;
+        (start..start + self.set_size).contains(&ordinal)
+    }
+}
+
+/// A cluster found through one of its members.
+struct Found {
+    endpoint: Endpoint,
+    members: Vec<Member>,
+}
+
+/// Asks each endpoint for the member list until one answers; `None` if none does.
+fn find(endpoints: &[Endpoint]) -> Option<Found> {
+    endpoints.iter().find_map(|endpoint| {
+        endpoint.members().ok().map(|members| Found {
+            endpoint: endpoint.clone(),
+            members,
+        })
+    })
+}
+
+/// Retries `call` while etcd says "not now" (or the member does not answer), until `deadline`.
+fn retry<T>(
+    what: &str,
+    deadline: Instant,
+    mut call: impl FnMut() -> Result<T, CallError>,
+) -> anyhow::Result<T> {
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match call() {
+            Ok(value) => return Ok(value),
+            Err(CallError::Refused(e)) => return Err(e.context(format!("cannot {what}"))),
+            Err(e) if Instant::now() + pause >= deadline => {
+                return Err(e.into_inner().context(format!(
+                    "cannot {what}: the cluster did not accept it in time (--timeout)"
+                )));
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// etcd keeps a member's data in `DATA/member`.
+pub fn has_etcd_data(data_dir: &Path) -> bool {
+    data_dir.join("member").is_dir()
+}
+
+/// Moves a data dir the cluster no longer knows aside, in the same volume, never deleting it.
+fn set_aside(data_dir: &Path) -> anyhow::Result<PathBuf> {
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let name = data_dir
+        .file_name()
+        .ok_or_else(|| anyhow!("data dir {} has no name", data_dir.display()))?;
+    let aside = data_dir.with_file_name(format!("{}.removed-{stamp}", name.to_string_lossy()));
+    std::fs::rename(data_dir, &aside).with_context(|| {
+        format!(
+            "cannot move {} aside to {}",
+            data_dir.display(),
+            aside.display()
+        )
+    })?;
+    Ok(aside)
+}
+
+/// Before a render: makes this pod a member of its running cluster, or decides to bootstrap.
+/// `None`: start from the data as it is (a restart), the templates decide.
+pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joined>> {
+    let deadline = Instant::now() + pod.timeout;
+    let me = pod.me();
+    let my_url = pod.my_peer_url();
+    let endpoints = pod.endpoints(false);
+    let mut has_data = has_etcd_data(data_dir);
+    // A pod that may not bootstrap keeps looking for the cluster until the deadline.
+    let may_bootstrap = pod.index < pod.bootstrap_size;
+    let found = loop {
+        match find(&endpoints) {
+            Some(found) => break Some(found),
+            None if has_data || may_bootstrap => break None,
+            None if Instant::now() >= deadline => bail!(
+                "no member of the etcd cluster answered within --timeout; {} (index {}) is \
+                 beyond the bootstrap size {} and never starts a cluster of its own: start the \
+                 first pods of the set",
+                me.hostname,
+                pod.index,
+                pod.bootstrap_size
+            ),
+            None => std::thread::sleep(Duration::from_secs(1)),
+        }
+    };
+    let Some(Found {
+        endpoint,
+        mut members,
+    }) = found
+    else {
+        if has_data {
+            pod.say(&format!(
+                "no other member answers; {} starts from its data",
+                me.hostname
+            ));
+            return Ok(None);
+        }
+        let first: Vec<String> = pod
+            .cluster
+            .members
+            .iter()
+            .take(pod.bootstrap_size as usize)
+            .map(|m| format!("{}={}", m.hostname, pod.peer_url_of(&m.fqdn)))
+            .collect();
+        pod.say(&format!(
+            "no member answers; bootstrapping a new cluster of {} as {}",
+            first.len(),
+            me.hostname
+        ));
+        return Ok(Some(Joined {
+            state: "new",
+            initial_cluster: first.join(","),
+        }));
+    };
+    let mine = |m: &Member| (m.started() && m.name == me.hostname) || m.peer_urls.contains(&my_url);
+    if has_data {
+        match members.iter().find(|m| mine(m)) {
+            Some(m) if m.started() => {
+                prune(pod, &endpoint, &mut members, deadline)?;
+                return Ok(None);
+            }
+            _ => {
+                let aside = set_aside(data_dir)?;
+                pod.say(&format!(
+                    "the cluster has no member {} with this data (it left); moved the \
+                     data aside to {} and joining anew",
+                    me.hostname,
+                    aside.display()
+                ));
+                has_data = false;
+            }
+        }
+    }
+    debug_assert!(!has_data);
+    prune(pod, &endpoint, &mut members, deadline)?;
+    if let Some(old) = members.iter().find(|m| m.started() && mine(m)).cloned() {
+        pod.say(&format!(
+            "replacing lost member {} (id {}): its data dir is empty",
+            me.hostname,
+            etcd::show_id(old.id)
+        ));
+        retry(
+            &format!("remove member {} (id {})", old.name, etcd::show_id(old.id)),
+            deadline,
+            || endpoint.remove(old.id),
+        )?;
+        members.retain(|m| m.id != old.id);
+    }
+    let started = members.iter().filter(|m| m.started()).count();
+    if members.iter().any(|m| !m.started() && mine(m)) {
+        pod.say(&format!(
+            "{} was added before but has not started; joining the cluster of {started}",
+            me.hostname
+        ));
+    } else {
+        pod.say(&format!(
+            "joining existing cluster of {started} as {}",
+            me.hostname
+        ));
+        members = retry(
+            &format!("add member {} ({my_url})", me.hostname),
+            deadline,
+            || endpoint.add(&my_url),
+        )?;
+    }
+    Ok(Some(Joined {
+        state: "existing",
+        initial_cluster: etcd::initial_cluster(&members, |url| pod.name_of_peer_url(url)),
+    }))
+}
+
+/// Removes the members that stand for pods outside the set (left behind by a preStop that
+/// never ran), when the cluster can change.
+fn prune(
+    pod: &EtcdPod,
+    endpoint: &Endpoint,
+    members: &mut Vec<Member>,
+    deadline: Instant,
+) -> anyhow::Result<()> {
+    let outside: Vec<Member> = members
+        .iter()
+        .filter(|m| pod.ordinal_of(m).is_some_and(|o| !pod.in_set(o)))
+        .cloned()
+        .collect();
+    for member in outside {
+        let name = pod
+            .ordinal_of(&member)
+            .map(|o| pod.model().set.pod(o))
+            .unwrap_or_default();
+        pod.say(&format!(
+            "removing member {name} (id {}): the set of {} no longer includes it",
+            etcd::show_id(member.id),
+            pod.set_size
+        ));
+        retry(&format!("remove member {name}"), deadline, || {
+            endpoint.remove(member.id)
+        })?;
+        members.retain(|m| m.id != member.id);
+    }
+    Ok(())
+}
+
+/// What `leave` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Left {
+    /// The set still includes this pod (a restart or a rolling update): nothing to do.
+    Stays,
+    /// The set is scaled to 0: a pause, the members keep their data and membership.
+    Paused,
+    /// The cluster does not list this pod (already removed).
+    NotAMember,
+    Removed,
+}
+
+/// `rolecall leave`: removes this pod's member when the set (of `replicas` pods now) no longer
+/// includes its ordinal. Leadership is handed to another member first, so writes pause for a
+/// leadership transfer rather than an election.
+pub fn leave_etcd(pod: &EtcdPod) -> anyhow::Result<Left> {
+    let me = pod.me();
+    let replicas = pod.set_size;
+    if replicas == 0 {
+        pod.say("the set is scaled to 0: a pause, staying a member");
+        return Ok(Left::Paused);
+    }
+    let start = pod.model().start_ordinal;
+    if me.ordinal < start + replicas {
+        pod.say(&format!(
+            "the set of {replicas} still includes {}: staying a member",
+            me.hostname
+        ));
+        return Ok(Left::Stays);
+    }
+    let deadline = Instant::now() + pod.timeout;
+    let endpoints = pod.endpoints(true);
+    let found = loop {
+        match find(&endpoints) {
+            Some(found) => break found,
+            None if Instant::now() >= deadline => bail!(
+                "leaving: no member of the etcd cluster answered within --timeout; {} stays \
+                 listed, and the next pod start that reaches the cluster removes it",
+                me.hostname
+            ),
+            None => std::thread::sleep(Duration::from_millis(500)),
+        }
+    };
+    let my_url = pod.my_peer_url();
+    let Some(member) = found
+        .members
+        .iter()
+        .find(|m| m.name == me.hostname || m.peer_urls.contains(&my_url))
+        .cloned()
+    else {
+        pod.say(&format!(
+            "leaving: the cluster does not list {}; nothing to remove",
+            me.hostname
+        ));
+        return Ok(Left::NotAMember);
+    };
+    pod.say(&format!(
+        "leaving: the set shrank to {replicas}; removing member {} (id {})",
+        me.hostname,
+        etcd::show_id(member.id)
+    ));
+    hand_over_leadership(pod, &member, &found.members, deadline);
+    // Asked of another member when one answers: this one stops serving once removed.
+    let others: Vec<Endpoint> = pod.endpoints(false);
+    let endpoint = find(&others).map_or(found.endpoint, |f| f.endpoint);
+    retry(
+        &format!(
+            "remove member {} (id {})",
+            me.hostname,
+            etcd::show_id(member.id)
+        ),
+        deadline,
+        || match endpoint.remove(member.id) {
+            // Removed by an earlier, interrupted attempt.
+            Err(CallError::Refused(e)) if format!("{e}").contains("member not found") => Ok(()),
+            other => other,
+        },
+    )?;
+    Ok(Left::Removed)
+}
+
+/// When this member leads, asks it to hand leadership to another started member. Best effort:
+/// a removal works without it, only with a longer pause in writes.
+fn hand_over_leadership(pod: &EtcdPod, me: &Member, members: &[Member], deadline: Instant) {
+    let local = Endpoint::new(
+        &format!("http://{}:{}", pod.me().fqdn, pod.client_port),
+        CONNECT,
+        CALL,
+    );
+    let Ok((answering, leader)) = local.status() else {
+        return;
+    };
+    if answering != me.id || leader != me.id {
+        return;
+    }
+    let Some(to) = members
+        .iter()
+        .find(|m| m.id != me.id && m.started())
+        .map(|m| m.id)
+    else {
+        return;
+    };
+    if retry("hand over leadership", deadline, || local.move_leader(to)).is_ok() {
+        pod.say(&format!(
+            "leaving: handed leadership to member {}",
+            etcd::show_id(to)
+        ));
+    }
+}

@@ -651,7 +651,24 @@ fn cases() -> Vec<Case> {
         case(
             "rule bound var set to a word",
             4,
-            &["var `observers_from` = `many` bounds a rule"],
+            &["var `late` = `many` bounds a rule"],
+            &[
+                "plan",
+                "--name",
+                "zk",
+                "--replicas",
+                "3",
+                "--role",
+                "{tmp}/role/role.toml",
+                "--set",
+                "late=many",
+            ],
+        )
+        .role("description = \"bound\"\n[[rules]]\nrole = \"late\"\nfrom = \"late\"\n[[rules]]\nrole = \"member\"\n[vars]\nlate = \"\"\n"),
+        case(
+            "a built-in role's rule bound set to a word",
+            2,
+            &["--set observers_from=`many`", "must match `^[0-9]+$`"],
             &[
                 "plan",
                 "--name",

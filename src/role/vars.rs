@@ -156,7 +156,7 @@ pub type VarRules = BTreeMap<String, VarRule>;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(
     untagged,
-    expecting = "a var: its default (a string, an integer, a float or a boolean), or \
+    expecting = "a var default: a string, an integer, a float or a boolean; or a table \
                  { default = ..., kind = \"line|text|name|path|host|any\", pattern = \"^...$\" }"
 )]
 pub(crate) enum VarDecl {

@@ -500,3 +500,446 @@ fn redis_replicas_follow_the_primary_and_serve_its_writes() {
     }
     pods.down();
 }
+
+// ---------------------------------------------------------------------------------------------
+// Day 2 for etcd: scale up, scale down, a lost volume, returning volumes, a killed join; every
+// step done as the StatefulSet controller does it, with a writer recording acknowledged puts.
+
+mod etcd_day2 {
+    use std::collections::BTreeSet;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD as B64;
+    use serde_json::{Value, json};
+
+    use crate::sim::controller::{App, Controller, Policy, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+
+    const VOLUME: &str = "/var/lib/etcd";
+    const DATA_DIR: &str = "/var/lib/etcd/data";
+    const PREFIX: &str = "day2/";
+
+    fn agent(timeout: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into()
+    }
+
+    /// A call to etcd's JSON gateway at `address` (a pod's IP, reached from this machine).
+    fn gateway(address: &str, path: &str, body: Value, timeout: Duration) -> Result<Value, String> {
+        let url = format!("http://{address}:2379/v3/{path}");
+        let mut response = agent(timeout)
+            .post(&url)
+            .content_type("application/json")
+            .send(body.to_string())
+            .map_err(|e| format!("{url}: {e}"))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(64 << 20)
+            .read_to_string()
+            .map_err(|e| format!("{url}: {e}"))?;
+        if !status.is_success() {
+            return Err(format!("{url}: HTTP {status}: {text}"));
+        }
+        serde_json::from_str(&text).map_err(|e| format!("{url}: {e}: {text}"))
+    }
+
+    /// The etcd containers of the set: rolecall as the init container (with --data-dir, so it
+    /// makes the membership calls), etcd as the main container, `rolecall leave` as preStop.
+    struct Etcd;
+
+    impl Etcd {
+        fn config(pods: &Pods, ordinal: u32) -> String {
+            pods.config_dir(ordinal)
+                .join("etcd.conf.yml")
+                .display()
+                .to_string()
+        }
+    }
+
+    impl App for Etcd {
+        fn init(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+        ) -> Result<(), String> {
+            let out = pods.config_dir(ordinal).display().to_string();
+            let rolecall = pods.rolecall();
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "render",
+                    "--role",
+                    "etcd",
+                    "--out",
+                    &out,
+                    "--data-dir",
+                    DATA_DIR,
+                    "--set",
+                    "bootstrap_size=3",
+                    "--timeout",
+                    "60s",
+                ],
+                Duration::from_secs(90),
+            );
+            report(&format!(
+                "  init {}: {}",
+                pods.hostname(ordinal),
+                run.stderr.trim().replace('\n', "\n    ")
+            ));
+            run.ok().map(drop)
+        }
+
+        fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]) {
+            let config = Etcd::config(pods, ordinal);
+            pods.start_with_env(ordinal, env, &["etcd", "--config-file", &config]);
+        }
+
+        fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool {
+            let url = format!("http://{}:2379/health", pods.address(ordinal));
+            agent(Duration::from_secs(1))
+                .get(&url)
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .is_some_and(|body| body.contains("\"true\""))
+        }
+
+        fn pre_stop(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+            spec_replicas: u32,
+        ) -> Result<(), String> {
+            // `--replicas` stands for what the API server says the set's size is now: the
+            // pod's own environment still has the size it was made with.
+            let replicas = spec_replicas.to_string();
+            let rolecall = pods.rolecall();
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "leave",
+                    "--role",
+                    "etcd",
+                    "--replicas",
+                    &replicas,
+                    "--timeout",
+                    "20s",
+                ],
+                Duration::from_secs(30),
+            );
+            report(&format!(
+                "  preStop {}: {}",
+                pods.hostname(ordinal),
+                run.stderr.trim().replace('\n', "\n    ")
+            ));
+            run.ok().map(drop)
+        }
+    }
+
+    /// Puts sequential keys through whichever member answers, and records each acknowledged put.
+    struct Writer {
+        stop: Arc<AtomicBool>,
+        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        endpoints: Arc<Mutex<Vec<String>>>,
+        handle: Option<JoinHandle<()>>,
+    }
+
+    impl Writer {
+        fn start(endpoints: Vec<String>) -> Writer {
+            let stop = Arc::new(AtomicBool::new(false));
+            let acked = Arc::new(Mutex::new(Vec::new()));
+            let endpoints = Arc::new(Mutex::new(endpoints));
+            let handle = {
+                let (stop, acked, endpoints) = (stop.clone(), acked.clone(), endpoints.clone());
+                std::thread::spawn(move || {
+                    let mut key = 0u64;
+                    let mut next = 0usize;
+                    while !stop.load(Ordering::Relaxed) {
+                        let list = endpoints.lock().unwrap().clone();
+                        if list.is_empty() {
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                        let address = &list[next % list.len()];
+                        let body = json!({
+                            "key": B64.encode(format!("{PREFIX}{key:08}")),
+                            "value": B64.encode(key.to_string()),
+                        });
+                        match gateway(address, "kv/put", body, Duration::from_secs(1)) {
+                            Ok(_) => {
+                                acked.lock().unwrap().push((key, Instant::now()));
+                                key += 1;
+                                std::thread::sleep(Duration::from_millis(20));
+                            }
+                            Err(_) => next += 1,
+                        }
+                    }
+                })
+            };
+            Writer {
+                stop,
+                acked,
+                endpoints,
+                handle: Some(handle),
+            }
+        }
+
+        fn set_endpoints(&self, endpoints: Vec<String>) {
+            *self.endpoints.lock().unwrap() = endpoints;
+        }
+
+        fn acked(&self) -> Vec<(u64, Instant)> {
+            self.acked.lock().unwrap().clone()
+        }
+
+        /// The longest time without an acknowledged put between `from` and `to`.
+        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+            let mut times: Vec<Instant> = self
+                .acked()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| (from..=to).contains(t))
+                .collect();
+            times.insert(0, from);
+            times.push(to);
+            times
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default()
+        }
+
+        fn finish(mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = self.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// Checks the set after a step: the member list is exactly the set's pods, all started;
+    /// every member is healthy; every acknowledged key is in every member's own copy.
+    fn check(ctl: &Controller, writer: &Writer) -> Result<(), String> {
+        let pods = &ctl.pods;
+        let addresses: Vec<String> = ctl.ordinals().map(|o| pods.address(o)).collect();
+        let list = gateway(
+            &addresses[0],
+            "cluster/member/list",
+            json!({}),
+            Duration::from_secs(5),
+        )?;
+        let mut names: Vec<String> = list["members"]
+            .as_array()
+            .ok_or("no members")?
+            .iter()
+            .map(|m| m["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        names.sort();
+        let mut want: Vec<String> = ctl.ordinals().map(|o| pods.hostname(o)).collect();
+        want.sort();
+        if names != want {
+            return Err(format!(
+                "members {names:?}, the set is {want:?} (an empty name: not started)"
+            ));
+        }
+        let acked: BTreeSet<String> = writer
+            .acked()
+            .into_iter()
+            .map(|(k, _)| format!("{PREFIX}{k:08}"))
+            .collect();
+        for (o, address) in ctl.ordinals().zip(&addresses) {
+            let health = agent(Duration::from_secs(2))
+                .get(&format!("http://{address}:2379/health"))
+                .call()
+                .map_err(|e| e.to_string())?
+                .body_mut()
+                .read_to_string()
+                .map_err(|e| e.to_string())?;
+            if !health.contains("\"true\"") {
+                return Err(format!("{} unhealthy: {health}", pods.hostname(o)));
+            }
+            let range = gateway(
+                address,
+                "kv/range",
+                json!({
+                    "key": B64.encode(PREFIX),
+                    "range_end": B64.encode("day20"),
+                    "keys_only": true,
+                    "serializable": true,
+                }),
+                Duration::from_secs(10),
+            )?;
+            let have: BTreeSet<String> = range["kvs"]
+                .as_array()
+                .map(|kvs| {
+                    kvs.iter()
+                        .filter_map(|kv| kv["key"].as_str())
+                        .filter_map(|k| B64.decode(k).ok())
+                        .filter_map(|k| String::from_utf8(k).ok())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let lost: Vec<_> = acked.difference(&have).take(5).collect();
+            if !lost.is_empty() {
+                return Err(format!(
+                    "{} lacks {} acknowledged keys, e.g. {lost:?}",
+                    pods.hostname(o),
+                    acked.difference(&have).count()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
+        Template {
+            revision,
+            env: vec![
+                ("POD_NAMESPACE".into(), namespace.into()),
+                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
+            ],
+        }
+    }
+
+    /// One step: what it did, how long it took, the longest pause in acknowledged writes.
+    fn step(
+        name: &str,
+        ctl: &mut Controller,
+        writer: &Writer,
+        rows: &mut Vec<String>,
+        action: impl FnOnce(&mut Controller) -> Result<(), String>,
+    ) {
+        report(&format!("step: {name}"));
+        let started = Instant::now();
+        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
+        writer.set_endpoints(ctl.ordinals().map(|o| ctl.pods.address(o)).collect());
+        wait_for(
+            &format!("{name}: the set checks out"),
+            Duration::from_secs(60),
+            || check(ctl, writer),
+        );
+        let took = started.elapsed();
+        let gap = writer.longest_gap(started, Instant::now());
+        let row = format!("| {name} | {} | {} |", secs(took), secs(gap));
+        report(&row);
+        rows.push(row);
+    }
+
+    #[test]
+    fn etcd_scales_both_ways_and_replaces_members_without_losing_an_acknowledged_write() {
+        if !can_run("etcd day 2", &["etcd"]) {
+            return;
+        }
+        let namespace = "kv";
+        let mut set = StatefulSet::new("etcd", 5);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        let mut app = Etcd;
+        let mut rows = vec![
+            "| step | time | longest gap between acknowledged writes |".to_string(),
+            "| --- | ---: | ---: |".to_string(),
+        ];
+        let writer = Writer::start(Vec::new());
+
+        step("bootstrap 3", &mut ctl, &writer, &mut rows, |ctl| {
+            ctl.scale(&mut app, 3, template(1, 3, namespace))
+        });
+        step(
+            "scale 3 -> 5 (join, then roll 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 5, template(2, 5, namespace)),
+        );
+        step(
+            "scale 5 -> 3 (leave 4, 3, then roll)",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 3, template(3, 3, namespace)),
+        );
+        step(
+            "replace etcd-1 (volume lost)",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| {
+                ctl.delete(&mut app, 1)?;
+                let data = ctl.pods.volume(1, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.create(&mut app, 1)?;
+                ctl.wait_ready(&mut app, 1).map(drop)
+            },
+        );
+        step(
+            "scale 3 -> 5 with the old volumes of 3 and 4",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 5, template(4, 5, namespace)),
+        );
+        // The old data was set aside inside each returning volume, not deleted.
+        for o in [3, 4] {
+            let kept = std::fs::read_dir(ctl.pods.volume(o, VOLUME))
+                .unwrap()
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().starts_with("data.removed-"));
+            assert!(kept, "etcd-{o}: the old data dir was not kept aside");
+        }
+        step("scale 5 -> 3 again", &mut ctl, &writer, &mut rows, |ctl| {
+            ctl.scale(&mut app, 3, template(5, 3, namespace))
+        });
+        step(
+            "a join killed right after the member add, then rerun",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| {
+                // What a kill right after `member add` leaves: etcd-3 added, never started.
+                let peer = format!("http://{}:2380", ctl.pods.fqdn(3));
+                let leader = ctl.pods.address(0);
+                wait_for("member add of etcd-3", Duration::from_secs(30), || {
+                    gateway(
+                        &leader,
+                        "cluster/member/add",
+                        json!({ "peerURLs": [peer] }),
+                        Duration::from_secs(5),
+                    )
+                });
+                let data = ctl.pods.volume(3, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.scale(&mut app, 4, template(6, 4, namespace))
+            },
+        );
+        let total = writer.acked().len();
+        writer.finish();
+        report(&format!(
+            "{total} acknowledged puts, every one read back from every member"
+        ));
+        for row in &rows {
+            report(row);
+        }
+        ctl.pods.down();
+    }
+}

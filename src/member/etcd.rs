@@ -8,8 +8,9 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 use serde_json::json;
 
-/// One member as the gateway lists it. A member added but not started yet has no name and no
-/// client URL: it is matched by its peer URL.
+/// One member as the gateway lists it. A member that has not started yet has no client URL: it
+/// publishes them when it starts. One added with `member add` has no name either (matched by
+/// its peer URL); one of a static bootstrap has the name `initial-cluster` gave it.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub struct Member {
     /// The member id: a 64-bit number the gateway writes as a string.
@@ -24,9 +25,9 @@ pub struct Member {
 }
 
 impl Member {
-    /// A member that has started: it has a name (and client URLs).
+    /// A member that has started: it has published its client URLs.
     pub fn started(&self) -> bool {
-        !self.name.is_empty()
+        !self.client_urls.is_empty()
     }
 }
 
@@ -221,10 +222,10 @@ pub fn initial_cluster(members: &[Member], name_of: impl Fn(&str) -> Option<Stri
     let mut entries: Vec<String> = members
         .iter()
         .flat_map(|m| {
-            let name = if m.started() {
-                Some(m.name.clone())
-            } else {
+            let name = if m.name.is_empty() {
                 m.peer_urls.first().and_then(|url| name_of(url))
+            } else {
+                Some(m.name.clone())
             };
             m.peer_urls
                 .iter()

@@ -100,7 +100,7 @@ impl EtcdPod<'_, '_> {
     /// ordinal. Members of other sets (or added by hand) are `None`.
     fn ordinal_of(&self, member: &Member) -> Option<u32> {
         let set = &self.model().set;
-        if member.started() {
+        if !member.name.is_empty() {
             return set.ordinal_of(&member.name);
         }
         let url = member.peer_urls.first()?;
@@ -244,7 +244,7 @@ pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joi
             initial_cluster: first.join(","),
         }));
     };
-    let mine = |m: &Member| (m.started() && m.name == me.hostname) || m.peer_urls.contains(&my_url);
+    let mine = |m: &Member| m.name == me.hostname || m.peer_urls.contains(&my_url);
     if has_data {
         match members.iter().find(|m| mine(m)) {
             Some(m) if m.started() => {

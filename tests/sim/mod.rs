@@ -13,6 +13,8 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 /// The harness script.
+pub mod controller;
+
 pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/statefulset.sh");
 /// The binary under test. Pods run a copy in the set's directory (`Pods::rolecall`): a pod's
 /// private /tmp would hide this one when the checkout lives under /tmp.
@@ -65,6 +67,9 @@ pub struct StatefulSet {
     pub cluster_domain: String,
     /// Directories of this machine each pod gets its own empty copy of, e.g. /var/lib/etcd.
     pub volumes: Vec<String>,
+    /// Give this machine an address on the set's bridge, so that a test reaches the pods by
+    /// their addresses (`Pods::address`).
+    pub host_address: bool,
 }
 
 impl StatefulSet {
@@ -76,6 +81,7 @@ impl StatefulSet {
             namespace: "default".into(),
             cluster_domain: "cluster.local".into(),
             volumes: Vec::new(),
+            host_address: false,
         }
     }
 }
@@ -132,6 +138,9 @@ impl Pods {
             .args(["--start-ordinal", &set.start_ordinal.to_string()])
             .args(["--namespace", &set.namespace])
             .args(["--cluster-domain", &set.cluster_domain]);
+        if set.host_address {
+            cmd.arg("--host-address");
+        }
         for volume in &set.volumes {
             cmd.args(["--volume", volume]);
         }
@@ -184,6 +193,27 @@ impl Pods {
             self.set.namespace,
             self.set.cluster_domain
         )
+    }
+
+    /// The pod's address on the set's bridge (reachable from this machine with
+    /// `StatefulSet::host_address`).
+    pub fn address(&self, ordinal: u32) -> String {
+        let id = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let octet = id.trim_start_matches("rcsim");
+        let net = std::env::var("ROLECALL_SIM_NET").unwrap_or_else(|_| "10.213".into());
+        format!("{net}.{octet}.{}", 10 + ordinal - self.set.start_ordinal)
+    }
+
+    /// The pod's private copy of the volume mounted at `path` (e.g. /var/lib/etcd): what a PVC
+    /// keeps when the pod goes.
+    pub fn volume(&self, ordinal: u32, path: &str) -> PathBuf {
+        self.pod_dir(ordinal)
+            .join("vol")
+            .join(path.trim_start_matches('/').replace('/', "_"))
     }
 
     /// The pod's own directory on this machine.
@@ -305,13 +335,26 @@ impl Pods {
     /// Starts a server in pod `ordinal`, in its own process group, logging to server.log in
     /// the pod's directory.
     pub fn start(&mut self, ordinal: u32, argv: &[&str]) {
+        let env = self.pod_env();
+        self.start_with_env(ordinal, &env, argv);
+    }
+
+    /// Whether a server started in pod `ordinal` still runs.
+    pub fn running(&mut self, ordinal: u32) -> bool {
+        self.servers
+            .iter_mut()
+            .any(|s| s.ordinal == ordinal && matches!(s.child.try_wait(), Ok(None)))
+    }
+
+    /// As `start`, with the environment `env` (a pod template's).
+    pub fn start_with_env(&mut self, ordinal: u32, env: &[(String, String)], argv: &[&str]) {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.pod_dir(ordinal).join("server.log"))
             .expect("server log");
         let child = self
-            .exec_command(ordinal, &self.pod_env(), argv)
+            .exec_command(ordinal, env, argv)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup"))
             .stderr(log)

@@ -12,6 +12,7 @@
 # Usage (as root):
 #   statefulset.sh up --name NAME --replicas N [--start-ordinal K] [--service SVC]
 #                     [--namespace NS] [--cluster-domain DOMAIN] [--volume PATH]...
+#                     [--host-address]
 #       Make the pods and print the set's directory DIR. Remove them with `down DIR`.
 #   statefulset.sh run OPTIONS...
 #       Like up, then hold the pods until stdin closes or INT, TERM or HUP arrives, and tear
@@ -25,6 +26,9 @@
 #       Kill every process in the pods (by PID, from `ip netns pids`), delete veths, bridge,
 #       namespaces, /etc/netns entries, UTS namespaces and DIR; check nothing is left.
 #       Safe to repeat.
+#
+# --host-address gives the bridge the address NET.X.1, so that this machine (a test's client,
+# standing for one in another pod) reaches the pods by their addresses NET.X.10, NET.X.11, ...
 #
 # Sets get distinct subnets 10.213.X.0/24 (ROLECALL_SIM_NET changes 10.213) and names rcsimX*,
 # so several can run at once. A set whose owner process died is reaped by the next `up`.
@@ -143,8 +147,13 @@ make_set() {
     local owner=$1
     shift
     local name="" replicas="" start=0 service="" namespace=default domain=cluster.local
-    local volumes=()
+    local volumes=() host_address=""
     while (($#)); do
+        if [[ $1 == --host-address ]]; then
+            host_address=yes
+            shift
+            continue
+        fi
         (($# >= 2)) || die "$1 needs a value"
         case $1 in
         --name) name=$2 ;;
@@ -189,6 +198,9 @@ make_set() {
     local bridge=$id idx pod ns veth
     ip link add "$bridge" type bridge
     ip link set "$bridge" up
+    if [[ -n $host_address ]]; then
+        ip addr add "$net.$octet.1/24" dev "$bridge"
+    fi
     mkdir "$dir/uts"
     # UTS namespace files must live on a private mount, as `ip netns` keeps /run/netns.
     mount --bind "$dir/uts" "$dir/uts"

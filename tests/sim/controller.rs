@@ -1,0 +1,208 @@
+//! The StatefulSet controller's order, over simulated pods: what a day-2 test does to a set is
+//! what Kubernetes does to it when a user changes `spec.replicas` (and, without the API, the
+//! `ROLECALL_REPLICAS` of the pod template, which rolls the pods) or deletes a pod.
+//!
+//! - Scale up: new pods in ascending ordinal order; under OrderedReady each waits until the one
+//!   before is Ready, under Parallel all at once. Then the rolling update of the older pods.
+//! - Scale down: pods with ordinal >= start + replicas deleted in descending order (each runs its
+//!   preStop hook with its old environment first), then the rolling update of the rest.
+//! - Rolling update: pods of an older template revision deleted and created again in descending
+//!   ordinal order, one at a time, each waiting until it is Ready.
+//! - Volumes (PVCs) stay when a pod goes: a returning pod gets its old volume back.
+//!
+//! What a pod runs (its init container, main container, readiness, preStop) is the `App`'s.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::Pods;
+
+/// `spec.podManagementPolicy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    OrderedReady,
+    Parallel,
+}
+
+/// The pod template: its revision and the environment the pod spec gives the containers.
+#[derive(Clone, Debug)]
+pub struct Template {
+    pub revision: u32,
+    pub env: Vec<(String, String)>,
+}
+
+/// What runs in each pod, as its containers would.
+pub trait App {
+    /// The init container; an error is its failed exit, after which the kubelet reruns it.
+    fn init(&mut self, pods: &Pods, ordinal: u32, env: &[(String, String)]) -> Result<(), String>;
+    /// Starts the main container.
+    fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]);
+    /// The readiness probe.
+    fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool;
+    /// The preStop hook, in the main container with its old environment; `spec_replicas` is
+    /// what the API server says the set's size is now.
+    fn pre_stop(
+        &mut self,
+        pods: &Pods,
+        ordinal: u32,
+        env: &[(String, String)],
+        spec_replicas: u32,
+    ) -> Result<(), String>;
+}
+
+/// A simulated StatefulSet controller.
+pub struct Controller {
+    pub pods: Pods,
+    pub policy: Policy,
+    /// spec.replicas
+    pub replicas: u32,
+    pub template: Template,
+    /// The pods that exist, with the template revision each was made from.
+    pub existing: BTreeMap<u32, Template>,
+    /// The kubelet reruns a failed init container; this many times at most here.
+    pub init_attempts: u32,
+    /// How long a pod may take to become Ready.
+    pub ready_timeout: Duration,
+    /// terminationGracePeriodSeconds
+    pub grace: Duration,
+}
+
+impl Controller {
+    pub fn new(pods: Pods, policy: Policy, template: Template) -> Controller {
+        Controller {
+            pods,
+            policy,
+            replicas: 0,
+            template,
+            existing: BTreeMap::new(),
+            init_attempts: 3,
+            ready_timeout: Duration::from_secs(90),
+            grace: Duration::from_secs(30),
+        }
+    }
+
+    fn start_ordinal(&self) -> u32 {
+        self.pods.set.start_ordinal
+    }
+
+    /// The ordinals spec.replicas includes.
+    pub fn ordinals(&self) -> std::ops::Range<u32> {
+        self.start_ordinal()..self.start_ordinal() + self.replicas
+    }
+
+    /// Creates pod `ordinal` from the current template: its init container (rerun on failure,
+    /// as the kubelet does), then its main container.
+    pub fn create(&mut self, app: &mut dyn App, ordinal: u32) -> Result<(), String> {
+        let env = self.template.env.clone();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match app.init(&self.pods, ordinal, &env) {
+                Ok(()) => break,
+                Err(e) if attempt >= self.init_attempts => {
+                    return Err(format!(
+                        "init of {} failed {attempt} times; last: {e}",
+                        self.pods.hostname(ordinal)
+                    ));
+                }
+                Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            }
+        }
+        app.start(&mut self.pods, ordinal, &env);
+        self.existing.insert(ordinal, self.template.clone());
+        Ok(())
+    }
+
+    /// Waits until pod `ordinal` is Ready.
+    pub fn wait_ready(&mut self, app: &mut dyn App, ordinal: u32) -> Result<Duration, String> {
+        let started = Instant::now();
+        while !app.ready(&self.pods, ordinal) {
+            if started.elapsed() > self.ready_timeout {
+                return Err(format!(
+                    "{} not Ready within {:?}",
+                    self.pods.hostname(ordinal),
+                    self.ready_timeout
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(started.elapsed())
+    }
+
+    /// Deletes pod `ordinal`: its preStop hook (bounded by the grace period), then SIGTERM to the
+    /// main container, SIGKILL when the grace period is over. Its volume stays.
+    pub fn delete(&mut self, app: &mut dyn App, ordinal: u32) -> Result<(), String> {
+        let env = self
+            .existing
+            .remove(&ordinal)
+            .ok_or_else(|| format!("no pod {}", self.pods.hostname(ordinal)))?
+            .env;
+        let started = Instant::now();
+        let hook = app.pre_stop(&self.pods, ordinal, &env, self.replicas);
+        let left = self.grace.saturating_sub(started.elapsed());
+        if self.pods.running(ordinal) {
+            self.pods.stop(ordinal, left);
+        } else {
+            // The server stopped by itself (etcd does once removed): reap it.
+            self.pods.stop(ordinal, Duration::ZERO);
+        }
+        hook.map_err(|e| format!("preStop of {}: {e}", self.pods.hostname(ordinal)))
+    }
+
+    /// Sets spec.replicas to `replicas` and the template to `template`, then does what the
+    /// controller does about it: create or delete pods, then roll the older ones.
+    pub fn scale(
+        &mut self,
+        app: &mut dyn App,
+        replicas: u32,
+        template: Template,
+    ) -> Result<(), String> {
+        self.replicas = replicas;
+        self.template = template;
+        let wanted: Vec<u32> = self.ordinals().collect();
+        // Scale down first: the pods beyond the set, highest ordinal first.
+        let gone: Vec<u32> = self
+            .existing
+            .keys()
+            .rev()
+            .copied()
+            .filter(|o| !wanted.contains(o))
+            .collect();
+        for ordinal in gone {
+            self.delete(app, ordinal)?;
+        }
+        // Scale up: the missing pods, lowest ordinal first.
+        let missing: Vec<u32> = wanted
+            .iter()
+            .copied()
+            .filter(|o| !self.existing.contains_key(o))
+            .collect();
+        for &ordinal in &missing {
+            self.create(app, ordinal)?;
+            if self.policy == Policy::OrderedReady {
+                self.wait_ready(app, ordinal)?;
+            }
+        }
+        for &ordinal in &missing {
+            self.wait_ready(app, ordinal)?;
+        }
+        self.roll(app)
+    }
+
+    /// The rolling update: pods of an older revision, highest ordinal first, one at a time.
+    pub fn roll(&mut self, app: &mut dyn App) -> Result<(), String> {
+        let old: Vec<u32> = self
+            .existing
+            .iter()
+            .rev()
+            .filter(|(_, t)| t.revision != self.template.revision)
+            .map(|(o, _)| *o)
+            .collect();
+        for ordinal in old {
+            self.delete(app, ordinal)?;
+            self.create(app, ordinal)?;
+            self.wait_ready(app, ordinal)?;
+        }
+        Ok(())
+    }
+}

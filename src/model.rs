@@ -338,6 +338,18 @@ impl Cluster<'_> {
     }
 }
 
+/// Tests: the model of the StatefulSet `name`.
+#[cfg(test)]
+pub(crate) fn test_model<'r>(
+    role: &'r Role,
+    vars: &Vars,
+    name: &str,
+    placement: Placement,
+    start: u32,
+) -> Model<'r> {
+    Model::new(role, vars, SetName::statefulset(name), placement, start).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -358,14 +370,7 @@ mod tests {
     #[test]
     fn server_id_is_offset_plus_ordinal() {
         let role = mysql();
-        let model = Model::new(
-            &role,
-            &role.spec.vars,
-            SetName::statefulset("mysql"),
-            placement(),
-            0,
-        )
-        .unwrap();
+        let model = test_model(&role, &role.spec.vars, "mysql", placement(), 0);
         let cluster = model.cluster(3).unwrap();
         let ids: Vec<_> = cluster.members.iter().map(|m| m.server_id).collect();
         assert_eq!(ids, [100, 101, 102]);
@@ -374,16 +379,9 @@ mod tests {
     #[test]
     fn first_pod_leads_and_the_rest_follow() {
         let role = mysql();
-        let cluster = Model::new(
-            &role,
-            &role.spec.vars,
-            SetName::statefulset("mysql"),
-            placement(),
-            5,
-        )
-        .unwrap()
-        .cluster(3)
-        .unwrap();
+        let cluster = test_model(&role, &role.spec.vars, "mysql", placement(), 5)
+            .cluster(3)
+            .unwrap();
         let roles: Vec<_> = cluster
             .members
             .iter()
@@ -403,7 +401,7 @@ mod tests {
         let mut role = Role::builtin("zookeeper").unwrap();
         let vars = role.spec.vars.clone();
         // myid 1..=255: ordinal 254 is myid 255, ordinal 255 would be 256.
-        let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 254).unwrap();
+        let model = test_model(&role, &vars, "zk", placement(), 254);
         assert_eq!(model.member(0).unwrap().server_id, 255);
         let err = model.member(1).unwrap_err().to_string();
         assert!(err.contains("outside the range 1..=255"), "{err}");
@@ -412,7 +410,7 @@ mod tests {
             min: 1,
             max: 10,
         };
-        let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0).unwrap();
+        let model = test_model(&role, &vars, "zk", placement(), 0);
         assert!(model.member(0).is_err(), "id 0 is below min 1");
     }
 
@@ -421,8 +419,7 @@ mod tests {
         let role = Role::builtin("zookeeper").unwrap();
         let mut vars = role.spec.vars.clone();
         vars.insert("observers_from".into(), Var::Str("3".into()));
-        let cluster = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0)
-            .unwrap()
+        let cluster = test_model(&role, &vars, "zk", placement(), 0)
             .cluster(5)
             .unwrap();
         let roles: Vec<_> = cluster.members.iter().map(|m| m.role.as_str()).collect();
@@ -437,8 +434,7 @@ mod tests {
             ]
         );
         vars.insert("observers_from".into(), Var::Str(String::new()));
-        let cluster = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0)
-            .unwrap()
+        let cluster = test_model(&role, &vars, "zk", placement(), 0)
             .cluster(5)
             .unwrap();
         assert!(cluster.members.iter().all(|m| m.role == "participant"));
@@ -449,14 +445,7 @@ mod tests {
     #[test]
     fn set_size_is_checked_against_the_role() {
         let role = Role::builtin("zookeeper").unwrap();
-        let model = Model::new(
-            &role,
-            &role.spec.vars,
-            SetName::statefulset("zk"),
-            placement(),
-            0,
-        )
-        .unwrap();
+        let model = test_model(&role, &role.spec.vars, "zk", placement(), 0);
         assert!(model.cluster(256).is_err());
     }
 
@@ -464,8 +453,7 @@ mod tests {
     fn view_marks_self_and_leader() {
         let role = mysql();
         let vars = role.spec.vars.clone();
-        let cluster = Model::new(&role, &vars, SetName::statefulset("mysql"), placement(), 0)
-            .unwrap()
+        let cluster = test_model(&role, &vars, "mysql", placement(), 0)
             .cluster(3)
             .unwrap();
         let view = cluster.view(2, &vars, true);
@@ -486,8 +474,7 @@ mod tests {
     fn set_fields_are_what_a_view_without_the_set_lacks() {
         let role = mysql();
         let vars = role.spec.vars.clone();
-        let cluster = Model::new(&role, &vars, SetName::statefulset("mysql"), placement(), 0)
-            .unwrap()
+        let cluster = test_model(&role, &vars, "mysql", placement(), 0)
             .cluster(3)
             .unwrap();
         let keys = |view: &View| match serde_json::to_value(view).unwrap() {
@@ -517,8 +504,7 @@ mod tests {
              [[rules]]\nrole = 'other'\n",
         );
         let vars = Vars::new();
-        let cluster = Model::new(&role, &vars, SetName::statefulset("t"), placement(), 0)
-            .unwrap()
+        let cluster = test_model(&role, &vars, "t", placement(), 0)
             .cluster(4)
             .unwrap();
         assert_eq!(cluster.leader, Some(1));
@@ -539,8 +525,7 @@ mod tests {
              [[rules]]\nrole = 'middle'\n",
         );
         let vars = Vars::new();
-        let cluster = Model::new(&role, &vars, SetName::statefulset("t"), placement(), 7)
-            .unwrap()
+        let cluster = test_model(&role, &vars, "t", placement(), 7)
             .cluster(5)
             .unwrap();
         let roles: Vec<_> = cluster.members.iter().map(|m| m.role.as_str()).collect();

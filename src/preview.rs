@@ -150,14 +150,7 @@ fn unified_diff(old: &str, new: &str, from: &str, to: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn file(name: &str, content: &str) -> OutFile {
-        OutFile {
-            name: name.into(),
-            content: content.as_bytes().to_vec(),
-            mode: 0o644,
-        }
-    }
+    use crate::write::file;
 
     #[test]
     fn preview_shows_a_diff_and_writes_nothing() {

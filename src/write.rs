@@ -422,18 +422,20 @@ fn remove_stale_files(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Tests: a file of text with mode 0644.
+#[cfg(test)]
+pub(crate) fn file(name: &str, content: &str) -> OutFile {
+    OutFile {
+        name: name.into(),
+        content: content.as_bytes().to_vec(),
+        mode: 0o644,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
-
-    fn file(name: &str, content: &str) -> OutFile {
-        OutFile {
-            name: name.into(),
-            content: content.as_bytes().to_vec(),
-            mode: 0o644,
-        }
-    }
 
     #[test]
     fn writes_then_leaves_unchanged_files_alone() {

@@ -279,8 +279,7 @@ impl Target {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Placement;
-    use crate::names::SetName;
+    use crate::model::{Placement, test_model};
     use crate::role::Role;
     use crate::wait::target::parse_target;
 
@@ -310,16 +309,9 @@ mod tests {
     #[test]
     fn pod_targets_resolve_to_pod_addresses() {
         let role = Role::builtin("mysql").unwrap();
-        let cluster = Model::new(
-            &role,
-            &role.spec.vars,
-            SetName::statefulset("mysql"),
-            placement(),
-            0,
-        )
-        .unwrap()
-        .cluster(4)
-        .unwrap();
+        let cluster = test_model(&role, &role.spec.vars, "mysql", placement(), 0)
+            .cluster(4)
+            .unwrap();
         let pods = Pods::Cluster {
             cluster: &cluster,
             index: 2,
@@ -350,16 +342,9 @@ mod tests {
     #[test]
     fn targets_naming_this_pod_need_nothing() {
         let role = Role::builtin("mysql").unwrap();
-        let cluster = Model::new(
-            &role,
-            &role.spec.vars,
-            SetName::statefulset("mysql"),
-            placement(),
-            7,
-        )
-        .unwrap()
-        .cluster(1)
-        .unwrap();
+        let cluster = test_model(&role, &role.spec.vars, "mysql", placement(), 7)
+            .cluster(1)
+            .unwrap();
         let pods = Pods::Cluster {
             cluster: &cluster,
             index: 0,
@@ -374,14 +359,7 @@ mod tests {
     #[test]
     fn previous_needs_no_replicas_but_leader_does() {
         let role = Role::builtin("mysql").unwrap();
-        let model = Model::new(
-            &role,
-            &role.spec.vars,
-            SetName::statefulset("mysql"),
-            placement(),
-            0,
-        )
-        .unwrap();
+        let model = test_model(&role, &role.spec.vars, "mysql", placement(), 0);
         let pods = Pods::Model {
             model: &model,
             index: 3,

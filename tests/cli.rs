@@ -1540,3 +1540,147 @@ fn check_and_plan_off_a_pod_name_the_set_for_a_builtin_role() {
         String::from_utf8_lossy(&out.stderr).contains("hostname `laptop` has no ordinal suffix")
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Day 2 commands: install and leave (the membership calls themselves run against real etcd in
+// tests/clusters.rs)
+
+#[test]
+fn install_copies_the_binary_once_and_it_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("tools");
+    rolecall()
+        .args(["install"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stderr(contains("installed:"));
+    let copy = dir.join("rolecall");
+    let mode = fs::metadata(&copy).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o755);
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(common::BIN).unwrap());
+    let inode = fs::metadata(&copy).unwrap().ino();
+    rolecall()
+        .args(["install"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stderr(contains("already there"));
+    assert_eq!(fs::metadata(&copy).unwrap().ino(), inode, "rewritten");
+    std::process::Command::new(&copy)
+        .arg("--version")
+        .status()
+        .map(|s| assert!(s.success()))
+        .unwrap();
+}
+
+#[test]
+fn leave_stays_while_the_set_includes_the_pod_and_needs_a_membership_role() {
+    rolecall()
+        .args([
+            "leave",
+            "--role",
+            "etcd",
+            "--hostname",
+            "etcd-1",
+            "--replicas",
+            "3",
+        ])
+        .assert()
+        .success()
+        .stderr(contains(
+            "the set of 3 still includes etcd-1: staying a member",
+        ));
+    rolecall()
+        .args([
+            "leave",
+            "--role",
+            "mysql",
+            "--hostname",
+            "mysql-1",
+            "--replicas",
+            "3",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("role mysql has no membership actions"));
+    rolecall()
+        .args(["leave", "--role", "etcd", "--hostname", "etcd-1"])
+        .assert()
+        .code(3)
+        .stderr(contains("leave needs the size of the set"));
+}
+
+/// A pod beyond the set with no member to answer: it gives up within --timeout, says the member
+/// stays listed, exit 7. A pod beyond the bootstrap size with an empty data dir never starts a
+/// cluster of its own: exit 7 too, nothing written.
+#[test]
+fn membership_calls_that_reach_no_member_end_with_exit_7() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Names that resolve nowhere: each call fails at once.
+    let names = ["--namespace", "nowhere", "--cluster-domain", "invalid"];
+    rolecall()
+        .args([
+            "leave",
+            "--role",
+            "etcd",
+            "--hostname",
+            "etcd-3",
+            "--replicas",
+            "3",
+        ])
+        .args(names)
+        .args(["--timeout", "1s"])
+        .assert()
+        .code(7)
+        .stderr(contains("no member of the etcd cluster answered"));
+    let data = tmp.path().join("data");
+    let out = tmp.path().join("out");
+    rolecall()
+        .args([
+            "render",
+            "--role",
+            "etcd",
+            "--hostname",
+            "etcd-3",
+            "--replicas",
+            "5",
+        ])
+        .args(names)
+        .args(["--set", "bootstrap_size=3", "--timeout", "1s", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(7)
+        .stderr(contains(
+            "beyond the bootstrap size 3 and never starts a cluster of its own",
+        ));
+    assert!(!out.exists(), "nothing is written when the join fails");
+    // Within the bootstrap size: a static bootstrap of the first pods.
+    rolecall()
+        .args([
+            "render",
+            "--role",
+            "etcd",
+            "--hostname",
+            "etcd-1",
+            "--replicas",
+            "5",
+        ])
+        .args(names)
+        .args(["--set", "bootstrap_size=3", "--timeout", "1s", "--data-dir"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stderr(contains("bootstrapping a new cluster of 3 as etcd-1"));
+    let config = fs::read_to_string(out.join("etcd.conf.yml")).unwrap();
+    assert!(config.contains("initial-cluster-state: new"), "{config}");
+    assert!(
+        config.contains("etcd-2=http://etcd-2.etcd.nowhere.svc.invalid:2380\"")
+            && !config.contains("etcd-3="),
+        "{config}"
+    );
+}

@@ -14,9 +14,10 @@ use crate::error::{Exit, Failure, OrExit, Result};
 use crate::inputs::Inputs;
 use crate::memory::{self, Stage};
 use crate::model::SET_FIELDS;
-use crate::render::render_pod;
+use crate::render::{render_alone, render_pod};
 use crate::role::{self, Role};
 use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
+use crate::topology::TOPOLOGY_FIELDS;
 use crate::wait::{self, PlanError, Pods};
 use crate::{output, preview, write};
 
@@ -47,19 +48,47 @@ fn wait_for(plan: &wait::Plan, settings: &WaitSettings, quiet: bool) -> Result<(
 }
 
 pub fn render(args: &RenderArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
     let output = OutputSettings::from_args(args)?;
     let waits = WaitSettings::from_args(&args.wait)?;
     let id = inputs.identify()?;
-    let cluster = inputs.cluster(&id.set, "render")?;
-    let pods = Pods::Cluster {
-        cluster: &cluster,
-        index: id.index,
+    let model;
+    let cluster;
+    let (pods, me) = if inputs.size_known() {
+        cluster = inputs.cluster(&id.set, "render")?;
+        let me = cluster.members[id.index as usize].clone();
+        let pods = Pods::Cluster {
+            cluster: &cluster,
+            index: id.index,
+        };
+        (pods, me)
+    } else {
+        model = inputs.model(&id.set)?;
+        let me = model.member(id.index).or_exit(Exit::Template)?;
+        let pods = Pods::Model {
+            model: &model,
+            index: id.index,
+        };
+        (pods, me)
     };
     let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
     let templates = inputs.templates()?;
-    let files = render_pod(&templates, &inputs.role, &cluster, id.index, output.mode)
-        .or_exit(Exit::Template)?;
+    let (role, facts, mode) = (&inputs.role, inputs.facts(), output.mode);
+    let files = match &pods {
+        Pods::Cluster { cluster, index } => {
+            render_pod(&templates, role, cluster, *index, facts, mode)
+        }
+        Pods::Model { model, .. } => {
+            if let Some((template, field)) = templates.set_field_used(role.role.all_files()) {
+                return Err(set_size_unknown(&format!(
+                    "template {template} uses `{field}`, which"
+                )));
+            }
+            render_alone(&templates, role, model, &me, facts, mode)
+        }
+        Pods::Unknown => crate::fail!(Exit::Internal, "render has no pod to render"),
+    }
+    .or_exit(Exit::Template)?;
     memory::set_stage(Stage::Other);
     // --wait-for: flags and templates are checked above, so a mistake fails at once, not after
     // the wait; nothing is written until the peers answer.
@@ -76,8 +105,10 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             .or_exit(Exit::Output)?
     };
     if !output.quiet {
-        let me = &cluster.members[id.index as usize];
-        output::say(&output::summary(me, &changes, output.dry_run));
+        if !inputs.size_known() {
+            output::say(&output::without_set_size(&output.out));
+        }
+        output::say(&output::summary(&me, &changes, output.dry_run));
     }
     Ok(())
 }
@@ -109,11 +140,10 @@ pub fn exec(args: &ExecArgs) -> Result<()> {
 }
 
 pub fn env(args: &EnvArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let inputs = Inputs::new(&args.pod, &args.role, false, None)?;
     let id = inputs.identify()?;
     let cluster = inputs.cluster(&id.set, "env")?;
-    let role = &inputs.role;
-    let view = cluster.view(id.index, &role.vars, role.first_boot);
+    let view = cluster.view(id.index, inputs.facts());
     match args.format {
         EnvFormat::Shell => print(&output::shell_env(&output::fields(&view))),
         EnvFormat::Json => {
@@ -126,22 +156,29 @@ pub fn env(args: &EnvArgs) -> Result<()> {
 
 /// One field of this pod; the set's fields only when its size is known.
 pub fn get(args: &GetArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let inputs = Inputs::new(&args.pod, &args.role, false, None)?;
     let id = inputs.identify()?;
-    let role = &inputs.role;
-    let fields = if inputs.pod.shape.replicas.is_some() {
+    let fields = if inputs.size_known() {
         let cluster = inputs.cluster(&id.set, "get")?;
-        output::fields(&cluster.view(id.index, &role.vars, role.first_boot))
+        output::fields(&cluster.view(id.index, inputs.facts()))
     } else {
         let model = inputs.model(&id.set)?;
         let me = model.member(id.index).or_exit(Exit::Template)?;
-        output::fields(&model.view(&me, &role.vars, role.first_boot))
+        output::fields(&model.view(&me, inputs.facts()))
     };
     if let Some((_, value)) = fields.iter().find(|(name, _)| *name == args.field) {
         return print(&format!("{value}\n"));
     }
     if SET_FIELDS.contains(&args.field.as_str()) {
         return Err(set_size_unknown(&format!("`get {}`", args.field)));
+    }
+    if TOPOLOGY_FIELDS.contains(&args.field.as_str()) {
+        crate::fail!(
+            Exit::Usage,
+            "`get {}`: nothing gives this pod's topology; pass --labels-file FILE (the pod's \
+             labels from the downward API), or --from-api with --node-name (NODE_NAME)",
+            args.field
+        );
     }
     let mut names: Vec<_> = fields
         .iter()
@@ -162,7 +199,7 @@ pub fn get(args: &GetArgs) -> Result<()> {
 }
 
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let inputs = Inputs::new(&args.pod, &args.role, false, args.name.as_deref())?;
     let set = inputs.set_name(args.name.as_deref())?;
     let cluster = inputs.cluster(&set, "plan")?;
     match args.format {
@@ -172,13 +209,14 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 }
 
 pub fn check(args: &CheckArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, args.name.as_deref())?;
     let set = inputs.set_name(args.name.as_deref())?;
     let cluster = inputs.cluster(&set, "check")?;
     let templates = inputs.templates()?;
     let errors: Vec<String> = (0..cluster.replicas)
         .filter_map(|index| {
-            let err = render_pod(&templates, &inputs.role, &cluster, index, 0o644).err()?;
+            let facts = inputs.facts();
+            let err = render_pod(&templates, &inputs.role, &cluster, index, facts, 0o644).err()?;
             let pod = &cluster.members[index as usize].hostname;
             Some(format!("{pod}: {err:#}"))
         })
@@ -206,13 +244,13 @@ pub fn check(args: &CheckArgs) -> Result<()> {
 
 pub fn wait(args: &WaitCmdArgs) -> Result<()> {
     let waits = WaitSettings::from_args(&args.wait)?;
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
     let plan = if !waits.names_pods() {
         wait::plan(&waits.specs, &Pods::Unknown)
     } else {
         let id = inputs.identify()?;
         // Without --replicas only `previous` can be placed; `wait::plan` says what is missing.
-        if inputs.pod.shape.replicas.is_some() {
+        if inputs.size_known() {
             let cluster = inputs.cluster(&id.set, "wait")?;
             let pods = Pods::Cluster {
                 cluster: &cluster,

@@ -21,6 +21,9 @@ pub enum Exit {
     Output = 5,
     /// `wait` gave up before its targets were ready.
     Timeout = 6,
+    /// The Kubernetes API could not be read: no in-cluster configuration, unreachable, a TLS
+    /// failure, a token refused, access forbidden, the object not found, or a malformed answer.
+    Api = 7,
 }
 
 impl Exit {

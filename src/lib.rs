@@ -5,7 +5,8 @@
 //! with [`output`] for what is printed and `wait` for waiting on peers before a render (or on
 //! its own). [`names`] holds the name rules and limits of the domain. `commands` has one short
 //! function per subcommand; each tags its stages' errors with their exit codes ([`error::Exit`]).
-//! Planned: the Kubernetes API client (`kube`) and membership actions (`member`).
+//! `kube` reads the pod's StatefulSet and node from the Kubernetes API (`--from-api`), and
+//! [`topology`] holds the node's zone and region. Planned: membership actions (`member`).
 //!
 //! Public are the command line, the error type, and what the fuzz targets drive.
 
@@ -16,6 +17,7 @@ mod duration;
 pub mod error;
 pub mod identity;
 mod inputs;
+mod kube;
 pub mod memory;
 pub mod model;
 pub mod names;
@@ -24,6 +26,7 @@ mod preview;
 pub mod render;
 pub mod role;
 mod settings;
+pub mod topology;
 mod wait;
 mod write;
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::names::{SetName, is_dns_label};
 use crate::role::{Bound, FileSpec, Role, Var, Vars};
+use crate::topology::Topology;
 
 /// Where the pods of the set live in DNS.
 #[derive(Clone, Debug, Serialize)]
@@ -181,6 +182,27 @@ impl<'r> Model<'r> {
         })
     }
 
+    /// Whether the pod at `index` is the leader: the first pod with the leader role. That needs
+    /// only the pods before it, never the set's size. The rule that matches stays the same
+    /// between the bounds the conditions name, so only those bounds are looked at, however large
+    /// the index.
+    pub fn is_leader(&self, index: u32) -> bool {
+        let leader_role = self.role.leader_role();
+        let rule_at = |i: u32| self.conditions.iter().position(|c| c.matches(i));
+        let mut starts: Vec<u32> = vec![0, index];
+        for c in self.conditions.iter().filter(|c| !c.disabled) {
+            starts.extend(c.index.into_iter().flat_map(|i| [i, i.saturating_add(1)]));
+            starts.extend(c.from.into_iter().chain(c.below));
+        }
+        starts.retain(|&i| i <= index);
+        starts.sort_unstable();
+        starts.dedup();
+        let first = starts
+            .into_iter()
+            .find(|&i| rule_at(i).is_some_and(|r| self.role.spec.rules[r].role == leader_role));
+        first == Some(index)
+    }
+
     /// The templates this pod renders: the role's common files, then its rule's.
     pub fn files(&self, member: &Member) -> impl Iterator<Item = &'r FileSpec> + use<'r> {
         let spec = &self.role.spec;
@@ -248,6 +270,7 @@ pub struct Peer<'a> {
 /// One pod as the outside sees it: the template context, and (flattened, see `output::fields`)
 /// what `env` exports and `get` prints, in this order. Adding a field here adds it everywhere.
 /// The fields that need the set's size ([`SET_FIELDS`]) are absent while it is unknown.
+/// `is_leader` is not one of them: whether a pod leads depends only on the pods before it.
 #[derive(Serialize)]
 pub struct View<'a> {
     pub hostname: &'a str,
@@ -259,8 +282,7 @@ pub struct View<'a> {
     pub replicas: Option<u32>,
     pub server_id: u64,
     pub role: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_leader: Option<bool>,
+    pub is_leader: bool,
     pub service: &'a str,
     pub namespace: &'a str,
     pub cluster_domain: &'a str,
@@ -277,15 +299,26 @@ pub struct View<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_address: Option<&'a str>,
     pub first_boot: bool,
+    /// The node's zone and region, empty when unknown.
+    pub topology: &'a Topology,
     pub vars: &'a Vars,
 }
 
 /// The fields of [`View`] that only a known set size gives.
-pub const SET_FIELDS: [&str; 5] = ["replicas", "is_leader", "peers", "leader", "leader_address"];
+pub const SET_FIELDS: [&str; 4] = ["replicas", "peers", "leader", "leader_address"];
+
+/// What a view says about a pod besides its place in the set: the role's vars, whether its data
+/// dir is new, and where its node is.
+#[derive(Clone, Copy)]
+pub struct PodFacts<'a> {
+    pub vars: &'a Vars,
+    pub first_boot: bool,
+    pub topology: &'a Topology,
+}
 
 impl<'r> Model<'r> {
     /// The view of `me` alone, without the set's fields.
-    pub fn view<'a>(&'a self, me: &'a Member, vars: &'a Vars, first_boot: bool) -> View<'a> {
+    pub fn view<'a>(&'a self, me: &'a Member, facts: PodFacts<'a>) -> View<'a> {
         let placement = &self.placement;
         View {
             hostname: &me.hostname,
@@ -296,7 +329,7 @@ impl<'r> Model<'r> {
             replicas: None,
             server_id: me.server_id,
             role: &me.role,
-            is_leader: None,
+            is_leader: self.is_leader(me.index),
             service: &placement.service,
             namespace: &placement.namespace,
             cluster_domain: &placement.cluster_domain,
@@ -306,15 +339,16 @@ impl<'r> Model<'r> {
             peers: None,
             leader: None,
             leader_address: None,
-            first_boot,
-            vars,
+            first_boot: facts.first_boot,
+            topology: facts.topology,
+            vars: facts.vars,
         }
     }
 }
 
 impl Cluster<'_> {
     /// The view of the pod at `index`, with the whole set.
-    pub fn view<'a>(&'a self, index: u32, vars: &'a Vars, first_boot: bool) -> View<'a> {
+    pub fn view<'a>(&'a self, index: u32, facts: PodFacts<'a>) -> View<'a> {
         let peer = |(i, member): (usize, &'a Member)| Peer {
             member,
             is_leader: Some(i) == self.leader,
@@ -323,13 +357,11 @@ impl Cluster<'_> {
         let leader = self.leader();
         View {
             replicas: Some(self.replicas),
-            is_leader: Some(self.leader == Some(index as usize)),
+            is_leader: self.leader == Some(index as usize),
             peers: Some(self.members.iter().enumerate().map(peer).collect()),
             leader: Some(self.leader.map(|i| peer((i, &self.members[i])))),
             leader_address: Some(leader.map_or("", |l| l.address.as_str())),
-            ..self
-                .model
-                .view(&self.members[index as usize], vars, first_boot)
+            ..self.model.view(&self.members[index as usize], facts)
         }
     }
 
@@ -353,6 +385,68 @@ mod tests {
 
     fn mysql() -> Role {
         Role::builtin("mysql").unwrap()
+    }
+
+    fn facts<'a>(vars: &'a Vars, topology: &'a Topology) -> PodFacts<'a> {
+        PodFacts {
+            vars,
+            first_boot: true,
+            topology,
+        }
+    }
+
+    /// Whether a pod leads, worked out from the pods before it alone, is what the whole set
+    /// says, for every built-in role, rule layouts with var bounds, and from late start ordinals.
+    #[test]
+    fn a_pod_knows_whether_it_leads_without_the_set_size() {
+        let mut cases: Vec<(Role, Vec<(&str, &str)>)> = crate::role::builtin_names()
+            .iter()
+            .map(|name| (Role::builtin(name).unwrap(), vec![]))
+            .collect();
+        let zk = || Role::builtin("zookeeper").unwrap();
+        cases.push((zk(), vec![("observers_from", "0")]));
+        cases.push((zk(), vec![("observers_from", "2")]));
+        let adhoc = Role::ad_hoc(Some("leader.conf"), Some("follower.conf"), &[], None).unwrap();
+        cases.push((adhoc, vec![]));
+        for (role, sets) in &cases {
+            let mut vars = role.spec.vars.clone();
+            for (key, value) in sets {
+                vars.insert(key.to_string(), Var::Str(value.to_string()));
+            }
+            for start in [0, 5] {
+                let model =
+                    Model::new(role, &vars, SetName::statefulset("s"), placement(), start).unwrap();
+                let sizes = &role.spec.replicas;
+                for replicas in (sizes.min..=sizes.max.min(12)).filter(|n| *n >= 1) {
+                    let model =
+                        Model::new(role, &vars, model.set.clone(), placement(), start).unwrap();
+                    let Ok(cluster) = model.cluster(replicas) else {
+                        continue;
+                    };
+                    for index in 0..replicas {
+                        assert_eq!(
+                            cluster.model.is_leader(index),
+                            cluster.leader == Some(index as usize),
+                            "role {} {sets:?}: index {index} of {replicas}",
+                            role.name
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn is_leader_of_a_late_pod_looks_at_the_bounds_only() {
+        let role = Role::builtin("zookeeper").unwrap();
+        let vars = role.spec.vars.clone();
+        let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0).unwrap();
+        assert!(model.is_leader(0));
+        assert!(!model.is_leader(u32::MAX - 1));
+        let mut vars = vars;
+        vars.insert("observers_from".into(), Var::Str("0".into()));
+        let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0).unwrap();
+        assert!(!model.is_leader(0), "every pod observes: no leader");
     }
 
     #[test]
@@ -468,8 +562,9 @@ mod tests {
             .unwrap()
             .cluster(3)
             .unwrap();
-        let view = cluster.view(2, &vars, true);
-        assert_eq!(view.is_leader, Some(false));
+        let topology = Topology::default();
+        let view = cluster.view(2, facts(&vars, &topology));
+        assert!(!view.is_leader);
         let flags: Vec<_> = view
             .peers
             .unwrap()
@@ -494,8 +589,13 @@ mod tests {
             serde_json::Value::Object(map) => map.keys().cloned().collect::<Vec<_>>(),
             other => panic!("{other}"),
         };
-        let all = keys(&cluster.view(1, &vars, true));
-        let alone = keys(&cluster.model.view(&cluster.members[1], &vars, true));
+        let topology = Topology::default();
+        let all = keys(&cluster.view(1, facts(&vars, &topology)));
+        let alone = keys(
+            &cluster
+                .model
+                .view(&cluster.members[1], facts(&vars, &topology)),
+        );
         let lacking: Vec<_> = all.iter().filter(|k| !alone.contains(k)).collect();
         assert_eq!(lacking, SET_FIELDS);
     }

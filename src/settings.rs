@@ -14,15 +14,14 @@ use crate::configdir::{self, Keys};
 use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::identity::{self, Identity, Shape, ordinal_regex};
+use crate::kube::{self, SetFlags};
 use crate::model::Placement;
 use crate::names::{MAX_ORDINAL, SetName, is_dns_label, is_dns_name, is_identifier, pod_name};
 use crate::role::{self, Role, Vars, apply_sets};
+use crate::topology::Topology;
 use crate::wait::{Spec, parse_target};
 use crate::write::{Durability, Owner};
 
-/// Where a pod finds its namespace when POD_NAMESPACE is not set.
-pub const SERVICE_ACCOUNT_NAMESPACE: &str =
-    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 /// Where a pod finds its cluster domain when none is given.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 const DEFAULT_NAMESPACE: &str = "default";
@@ -42,6 +41,15 @@ pub struct PodSettings {
     pub service: Option<String>,
     pub namespace: String,
     pub cluster_domain: String,
+    /// The set's values as the flags gave them, before the StatefulSet is read.
+    pub set_flags: SetFlags,
+    /// `--from-api`, with the deadline of its reads.
+    pub from_api: Option<Duration>,
+    /// `--node-name`: with `--from-api`, the node whose labels give the topology.
+    pub node_name: Option<String>,
+    /// The service-account directory (token, ca.crt, namespace).
+    pub service_account: PathBuf,
+    pub topology: Topology,
 }
 
 impl PodSettings {
@@ -73,9 +81,10 @@ impl PodSettings {
                 service.escape_debug()
             );
         }
+        let service_account = kube::service_account_dir();
         let namespace = match &args.namespace {
             Some(ns) => ns.clone(),
-            None => read_trimmed(Path::new(SERVICE_ACCOUNT_NAMESPACE))
+            None => read_trimmed(&service_account.join("namespace"))
                 .or_exit(Exit::Identity)?
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
         };
@@ -100,28 +109,67 @@ impl PodSettings {
                 cluster_domain.escape_debug()
             );
         }
+        let start_ordinal = args.start_ordinal.unwrap_or(0);
         if let Some(replicas) = args.replicas {
-            let last = i64::from(args.start_ordinal) + i64::from(replicas) - 1;
+            let last = i64::from(start_ordinal) + i64::from(replicas) - 1;
             if last > MAX_ORDINAL {
                 crate::fail!(
                     Exit::Usage,
-                    "--start-ordinal {} with --replicas {replicas} reaches ordinal {last}, beyond the largest Kubernetes ordinal {MAX_ORDINAL}",
-                    args.start_ordinal
+                    "--start-ordinal {start_ordinal} with --replicas {replicas} reaches ordinal {last}, beyond the largest Kubernetes ordinal {MAX_ORDINAL}"
                 );
             }
         }
+        let from_api = match args.from_api {
+            false => None,
+            true if !kube::AVAILABLE => crate::fail!(
+                Exit::Usage,
+                "--from-api: this rolecall was built without the Kubernetes API client (cargo \
+                 feature `kube`); pass --replicas N (and --start-ordinal, --service), or use a \
+                 build with it"
+            ),
+            true => Some(
+                parse_duration(&args.api_timeout)
+                    .map_err(|why| {
+                        anyhow!("--api-timeout `{}` {why}", args.api_timeout.escape_debug())
+                    })
+                    .or_exit(Exit::Usage)?,
+            ),
+        };
+        if let Some(node) = &args.node_name
+            && !is_dns_name(node)
+        {
+            crate::fail!(
+                Exit::Usage,
+                "node name `{}` (--node-name, NODE_NAME) is not a DNS name; set NODE_NAME from \
+                 the downward API's spec.nodeName",
+                node.escape_debug()
+            );
+        }
+        let topology = match &args.labels_file {
+            None => Topology::default(),
+            Some(file) => Topology::read_labels_file(file).or_exit(Exit::Identity)?,
+        };
         Ok(PodSettings {
             hostname,
             hostname_from_kernel,
             regex,
             pod_index: args.pod_index,
             shape: Shape {
-                start_ordinal: args.start_ordinal,
+                start_ordinal,
                 replicas: args.replicas,
             },
             service: args.service.clone(),
             namespace,
             cluster_domain,
+            set_flags: SetFlags {
+                replicas: args.replicas,
+                start_ordinal: args.start_ordinal,
+                service: args.service.clone(),
+            },
+            from_api,
+            node_name: args.node_name.clone(),
+            service_account,
+            topology,
         })
     }
 
@@ -178,7 +226,8 @@ pub fn set_size_unknown(what: &str) -> Failure {
     Failure::new(
         Exit::Identity,
         anyhow!(
-            "{what} needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"
+            "{what} needs the size of the set; pass --replicas N, set ROLECALL_REPLICAS \
+             (spec.replicas), or read it from the StatefulSet with --from-api"
         ),
     )
 }

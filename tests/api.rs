@@ -43,12 +43,16 @@ fn pki(names: &[&str]) -> Pki {
 
 /// A CA named `ca_name`, and a server certificate it signed for `names`.
 fn pki_of(ca_name: &str, names: &[&str]) -> Pki {
+    pki_with(ca_name, names, KeyPair::generate().unwrap())
+}
+
+/// A CA named `ca_name`, and a server certificate it signed for `names` with the server key `key`.
+fn pki_with(ca_name: &str, names: &[&str], key: KeyPair) -> Pki {
     let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca.distinguished_name
         .push(rcgen::DnType::CommonName, ca_name);
     let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let key = KeyPair::generate().unwrap();
     let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
     let cert = CertificateParams::new(names)
         .unwrap()
@@ -102,6 +106,13 @@ struct Seen {
     at: Instant,
 }
 
+/// The TLS versions a server speaks.
+#[derive(Clone, Copy)]
+enum Versions {
+    Default,
+    Tls12Only,
+}
+
 struct Server {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -117,9 +128,23 @@ impl Server {
         replies: Vec<Reply>,
         before: impl Fn(usize) + Send + 'static,
     ) -> Server {
+        Server::start_with(pki, bind, replies, before, Versions::Default)
+    }
+
+    fn start_with(
+        pki: &Pki,
+        bind: &str,
+        replies: Vec<Reply>,
+        before: impl Fn(usize) + Send + 'static,
+        versions: Versions,
+    ) -> Server {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+        let builder = ServerConfig::builder_with_provider(provider);
+        let builder = match versions {
+            Versions::Default => builder.with_safe_default_protocol_versions(),
+            Versions::Tls12Only => builder.with_protocol_versions(&[&rustls::version::TLS12]),
+        };
+        let config = builder
             .unwrap()
             .with_no_client_auth()
             .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
@@ -917,6 +942,32 @@ fn a_certificate_for_another_name_is_refused() {
         ],
     );
     assert!(server.seen().is_empty());
+}
+
+/// The client offers only what an API server needs (AES-GCM, P-256, the CA signatures
+/// Kubernetes uses): an RSA server key, as kubeadm makes by default, and a server that speaks
+/// TLS 1.2 only still work.
+#[test]
+fn an_rsa_certificate_and_tls_1_2_work() {
+    let key = include_str!("support/api-server-rsa-key.pem");
+    let key = KeyPair::from_pem_and_sign_algo(key, &rcgen::PKCS_RSA_SHA256).unwrap();
+    let pki = pki_with("kubernetes", &["127.0.0.1"], key);
+    for versions in [Versions::Default, Versions::Tls12Only] {
+        let server = Server::start_with(
+            &pki,
+            "127.0.0.1:0",
+            vec![ok(statefulset("zk", 3, None, "zk"))],
+            |_| {},
+            versions,
+        );
+        let pod = Pod::new(&pki);
+        let out = pod.run(
+            server.addr,
+            &["get", "replicas", "--hostname", "zk-0", "--from-api"],
+        );
+        assert_code(&out, 0, &[]);
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "3\n");
+    }
 }
 
 #[test]

@@ -140,7 +140,7 @@ impl Client {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
             .root_certs(RootCerts::Specific(Arc::new(certs)))
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .unversioned_rustls_crypto_provider(Arc::new(super::tls::provider()))
             .build();
         let agent: Agent = Agent::config_builder()
             .tls_config(tls)

@@ -9,6 +9,8 @@ mod set;
 
 #[cfg(feature = "kube")]
 mod client;
+#[cfg(feature = "kube")]
+mod tls;
 
 use std::path::PathBuf;
 

@@ -15,7 +15,7 @@ use ureq::Agent;
 use ureq::tls::{PemItem, RootCerts, TlsConfig, TlsProvider};
 
 use super::objects::{Node, StatefulSet};
-use super::{NodeRead, SetFacts, SetRead};
+use super::{NodeRead, SetRead};
 use crate::topology::Topology;
 
 /// Attempts of one request, the first included.
@@ -170,7 +170,7 @@ impl Client {
         let path = format!("/apis/apps/v1/namespaces/{namespace}/statefulsets/{name}");
         let sts: StatefulSet = self.get(&path, &what)?;
         check_kind(&sts.kind, "StatefulSet", &what)?;
-        Ok(SetFacts::of(&sts, name))
+        Ok(sts.facts(name))
     }
 
     /// `GET /api/v1/nodes/NAME`: its zone and region labels.

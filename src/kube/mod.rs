@@ -4,6 +4,7 @@
 //! trusting only the service account's `ca.crt`. One GET at a time, with timeouts and a bounded
 //! retry. The HTTPS part is behind the cargo feature `kube` (on by default).
 
+#[cfg(feature = "kube")]
 mod objects;
 mod set;
 

@@ -259,11 +259,15 @@ impl Client {
                     }
                     (failure, retry_after)
                 }
-                Err(ureq::Error::Io(e)) if is_tls(&e) => bail!(
-                    "no trusted TLS connection to the Kubernetes API server at {}: {e}; rolecall \
-                     trusts only the CA in {}",
-                    self.server,
-                    self.token.with_file_name("ca.crt").display()
+                Err(ureq::Error::Io(e)) if is_tls(&e) => bail!(self.tls_failed(&e)),
+                Err(ureq::Error::Rustls(e)) => bail!(self.tls_failed(&e)),
+                Err(ureq::Error::Timeout(ureq::Timeout::Connect)) => (
+                    anyhow!(
+                        "cannot connect to the Kubernetes API server at {} within {}s",
+                        self.server,
+                        CONNECT_TIMEOUT.as_secs()
+                    ),
+                    None,
                 ),
                 Err(ureq::Error::Timeout(_)) => (anyhow!(self.timed_out(what, started)), None),
                 Err(e) => (
@@ -285,7 +289,7 @@ impl Client {
             if Instant::now() + wait >= self.deadline {
                 return Err(failure.context(format!(
                     "gave up on the {} after {attempt} attempts in {:.1}s: the next would start \
-                     after {} (--api-timeout)",
+                     past --api-timeout {}",
                     what.describe(),
                     started.elapsed().as_secs_f64(),
                     crate::duration::show(self.timeout)
@@ -295,6 +299,15 @@ impl Client {
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
         unreachable!("the loop returns")
+    }
+
+    fn tls_failed(&self, e: &dyn std::fmt::Display) -> String {
+        format!(
+            "no trusted TLS connection to the Kubernetes API server at {}: {e}; rolecall trusts \
+             only the CA in {}",
+            self.server,
+            self.token.with_file_name("ca.crt").display()
+        )
     }
 
     fn timed_out(&self, what: &Resource, started: Instant) -> String {

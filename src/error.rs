@@ -23,7 +23,7 @@ pub enum Exit {
     Timeout = 6,
     /// The Kubernetes API could not be read: no in-cluster configuration, unreachable, a TLS
     /// failure, a token refused, access forbidden, the object not found, or a malformed answer.
-    Api = 7,
+    Api = 8,
 }
 
 impl Exit {

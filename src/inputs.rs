@@ -32,7 +32,7 @@ impl Inputs {
         let role = RoleSettings::from_args(role)?;
         let mut inputs = Inputs { pod, role, quiet };
         inputs.warn(&inputs.role.warnings);
-        if let Some(timeout) = inputs.pod.from_api {
+        if let Some(timeout) = inputs.pod.api.from_api {
             let warnings = inputs.read_api(timeout, name)?;
             inputs.warn(&warnings);
         }
@@ -41,7 +41,7 @@ impl Inputs {
 
     /// The set's size, start ordinal and Service from its StatefulSet, under the flags; the
     /// topology from the node when there is a node name and no labels file. Unreachable or
-    /// refused, the API is an error (exit 7), unless `--replicas` is given: then a warning says
+    /// refused, the API is an error (exit 8), unless `--replicas` is given: then a warning says
     /// why the flags alone are used. Returns the warnings.
     fn read_api(
         &mut self,
@@ -79,9 +79,9 @@ impl Inputs {
             )),
             Err(e) => return Err(Failure::new(Exit::Api, e)),
         }
-        if let (Some(node), false) = (&pod.node_name, pod.topology.known) {
+        if let (Some(node), false) = (&pod.api.node_name, pod.api.topology.known) {
             let client = client.or_exit(Exit::Api)?;
-            pod.topology = client
+            pod.api.topology = client
                 .node(node)
                 .or_exit(Exit::Api)?
                 .or_exit(Exit::Identity)?;
@@ -102,7 +102,7 @@ impl Inputs {
         PodFacts {
             vars: &self.role.vars,
             first_boot: self.role.first_boot,
-            topology: &self.pod.topology,
+            topology: &self.pod.api.topology,
         }
     }
 

@@ -15,12 +15,15 @@ use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::identity::{self, Identity, Shape, ordinal_regex};
 use crate::kube::{self, SetFlags};
+
+mod api;
+
 use crate::model::Placement;
 use crate::names::{MAX_ORDINAL, SetName, is_dns_label, is_dns_name, is_identifier, pod_name};
 use crate::role::{self, Role, Vars, apply_sets};
-use crate::topology::Topology;
 use crate::wait::{Spec, parse_target};
 use crate::write::{Durability, Owner};
+pub use api::ApiSettings;
 
 /// Where a pod finds its cluster domain when none is given.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
@@ -43,13 +46,10 @@ pub struct PodSettings {
     pub cluster_domain: String,
     /// The set's values as the flags gave them, before the StatefulSet is read.
     pub set_flags: SetFlags,
-    /// `--from-api`, with the deadline of its reads.
-    pub from_api: Option<Duration>,
-    /// `--node-name`: with `--from-api`, the node whose labels give the topology.
-    pub node_name: Option<String>,
+    /// `--from-api` and the node: how to read the API, and the topology known so far.
+    pub api: ApiSettings,
     /// The service-account directory (token, ca.crt, namespace).
     pub service_account: PathBuf,
-    pub topology: Topology,
 }
 
 impl PodSettings {
@@ -119,36 +119,7 @@ impl PodSettings {
                 );
             }
         }
-        let from_api = match args.from_api {
-            false => None,
-            true if !kube::AVAILABLE => crate::fail!(
-                Exit::Usage,
-                "--from-api: this rolecall was built without the Kubernetes API client (cargo \
-                 feature `kube`); pass --replicas N (and --start-ordinal, --service), or use a \
-                 build with it"
-            ),
-            true => Some(
-                parse_duration(&args.api_timeout)
-                    .map_err(|why| {
-                        anyhow!("--api-timeout `{}` {why}", args.api_timeout.escape_debug())
-                    })
-                    .or_exit(Exit::Usage)?,
-            ),
-        };
-        if let Some(node) = &args.node_name
-            && !is_dns_name(node)
-        {
-            crate::fail!(
-                Exit::Usage,
-                "node name `{}` (--node-name, NODE_NAME) is not a DNS name; set NODE_NAME from \
-                 the downward API's spec.nodeName",
-                node.escape_debug()
-            );
-        }
-        let topology = match &args.labels_file {
-            None => Topology::default(),
-            Some(file) => Topology::read_labels_file(file).or_exit(Exit::Identity)?,
-        };
+        let api = ApiSettings::from_args(args)?;
         Ok(PodSettings {
             hostname,
             hostname_from_kernel,
@@ -166,10 +137,8 @@ impl PodSettings {
                 start_ordinal: args.start_ordinal,
                 service: args.service.clone(),
             },
-            from_api,
-            node_name: args.node_name.clone(),
+            api,
             service_account,
-            topology,
         })
     }
 

@@ -627,7 +627,7 @@ fn a_refused_token_is_an_error_that_never_shows_the_token() {
     let token = pod.sa.join("token").display().to_string();
     assert_code(
         &out,
-        7,
+        8,
         &[
             "refused the service account token in",
             &token,
@@ -659,7 +659,7 @@ fn a_forbidden_read_names_the_rbac_rule_to_add() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[
             "may not read the StatefulSet `zk` in namespace `db` (403 Forbidden)",
             "cannot get resource \\\"statefulsets\\\" in API group \\\"apps\\\"",
@@ -682,7 +682,7 @@ fn a_forbidden_read_names_the_rbac_rule_to_add() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[
             "may not read the node `n1` (403 Forbidden)",
             "a ClusterRole with the rule {apiGroups: [\"\"], resources: [\"nodes\"], verbs: \
@@ -708,7 +708,7 @@ fn a_missing_set_names_the_set_and_the_namespace() {
     let out = pod.run(server.addr, &["env", "--hostname", "zk-0", "--from-api"]);
     assert_code(
         &out,
-        7,
+        8,
         &[
             "there is no StatefulSet `zk` in namespace `db` (404 Not Found)",
             "hostname",
@@ -750,7 +750,7 @@ fn a_server_that_keeps_failing_is_given_up_on_after_five_attempts() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[
             "gave up on the StatefulSet `zk` in namespace `db` after 5 attempts",
             "answered 500",
@@ -801,7 +801,7 @@ fn broken_json_is_an_error() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[
             "the API server's answer for the StatefulSet `zk` in namespace `db` (GET \
            /apis/apps/v1/namespaces/db/statefulsets/zk) is not the object asked for",
@@ -820,13 +820,13 @@ fn broken_json_is_an_error() {
     let out = pod.run(server.addr, &get);
     assert_code(
         &out,
-        7,
+        8,
         &["is not the object asked for", "missing field `spec`"],
     );
     let out = pod.run(server.addr, &get);
     assert_code(
         &out,
-        7,
+        8,
         &["the API server's answer for the StatefulSet `zk` in namespace `db` is a `Node`"],
     );
 }
@@ -901,7 +901,7 @@ fn a_server_certificate_of_another_ca_is_refused_at_once() {
     let ca = pod.sa.join("ca.crt").display().to_string();
     assert_code(
         &out,
-        7,
+        8,
         &[
             &format!(
                 "no trusted TLS connection to the Kubernetes API server at {}",
@@ -935,7 +935,7 @@ fn a_certificate_for_another_name_is_refused() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[
             "no trusted TLS connection",
             "certificate not valid for name \"127.0.0.1\"",
@@ -1025,7 +1025,7 @@ fn a_server_that_never_answers_is_bounded_by_the_timeout() {
     let took = started.elapsed();
     assert_code(
         &out,
-        7,
+        8,
         &[&format!(
             "the Kubernetes API server at {addr} did not answer for the StatefulSet `zk` in \
              namespace `db` within 2s (--api-timeout"
@@ -1052,7 +1052,7 @@ fn an_unreachable_api_is_an_error_unless_replicas_is_given() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[&format!(
             "gave up on the StatefulSet `zk` in namespace `db` after 5 attempts: cannot reach the \
              Kubernetes API server at {addr} (KUBERNETES_SERVICE_HOST, KUBERNETES_SERVICE_PORT)"
@@ -1090,7 +1090,7 @@ fn outside_a_pod_from_api_says_what_is_missing() {
         .args(["get", "replicas", "--hostname", "zk-0", "--from-api"])
         .output()
         .unwrap();
-    assert_code(&out, 7, &["KUBERNETES_SERVICE_HOST is not set"]);
+    assert_code(&out, 8, &["KUBERNETES_SERVICE_HOST is not set"]);
     fs::remove_file(pod.sa.join("token")).unwrap();
     let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
     let out = pod.run(
@@ -1099,7 +1099,7 @@ fn outside_a_pod_from_api_says_what_is_missing() {
     );
     assert_code(
         &out,
-        7,
+        8,
         &[
             "cannot read the service account token",
             "automountServiceAccountToken",

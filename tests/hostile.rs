@@ -322,7 +322,7 @@ fn cases() -> Vec<Case> {
         .env("ROLECALL_FROM_API", "perhaps"),
         case(
             "from-api outside a pod",
-            7,
+            8,
             &["KUBERNETES_SERVICE_HOST is not set: --from-api reads the Kubernetes API from inside a pod"],
             &["get", "role", "--hostname", "web-0", "--from-api", "--namespace", "db"],
         ),

@@ -14,10 +14,13 @@
 ARG RUST_VERSION=1.95
 
 # The build stage runs on the build machine's own platform and cross-compiles for the image's:
-# rust-lld, which ships with the toolchain, links both musl targets (.cargo/config.toml), so no
-# compiler runs under emulation.
+# rust-lld, which ships with the toolchain, links both musl targets and clang compiles ring's C
+# for them (.cargo/config.toml), so no compiler runs under emulation.
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS build
 ARG TARGETARCH
+# clang compiles ring's C and assembly (the TLS of the Kubernetes API client) for either target.
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends clang \
+    && rm -rf /var/lib/apt/lists/*
 RUN case "$TARGETARCH" in \
         amd64) target=x86_64-unknown-linux-musl ;; \
         arm64) target=aarch64-unknown-linux-musl ;; \

@@ -29,6 +29,11 @@ else
         fi
     done
 fi
+# clang compiles ring's C and assembly for the musl targets (.cargo/config.toml).
+if ! command -v clang >/dev/null; then
+    echo "test.sh: clang is missing; it builds the TLS of the static binaries (Debian package clang)" >&2
+    exit 1
+fi
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 # The fuzz targets must keep compiling; checked without libFuzzer they cost seconds (fuzz/README.md).

@@ -11,7 +11,7 @@ use crate::names::{MAX_ORDINAL, MAX_REPLICAS};
 ///
 /// Runs as an initContainer: reads the pod's hostname, works out who it is in the set, renders
 /// the config templates of its role and exits. Exit codes: 0 ok, 1 internal, 2 usage,
-/// 3 identity, 4 role or template, 5 output, 6 wait timed out.
+/// 3 identity, 4 role or template, 5 output, 6 wait timed out, 8 Kubernetes API.
 #[derive(Debug, Parser)]
 #[command(
     name = "rolecall",
@@ -73,10 +73,10 @@ pub struct PodArgs {
     #[arg(long, env = "ROLECALL_POD_INDEX", value_name = "N")]
     pub pod_index: Option<u32>,
 
-    /// The StatefulSet's spec.ordinals.start
-    #[arg(long, env = "ROLECALL_START_ORDINAL", value_name = "N", default_value_t = 0,
+    /// The StatefulSet's spec.ordinals.start [default: 0, or the StatefulSet's with --from-api]
+    #[arg(long, env = "ROLECALL_START_ORDINAL", value_name = "N",
           value_parser = clap::value_parser!(u32).range(0..=MAX_ORDINAL))]
-    pub start_ordinal: u32,
+    pub start_ordinal: Option<u32>,
 
     /// Number of pods in the set (spec.replicas, at most 10000); never guessed
     #[arg(long, env = "ROLECALL_REPLICAS", value_name = "N",
@@ -96,6 +96,44 @@ pub struct PodArgs {
     /// `cluster.local`]
     #[arg(long, env = "ROLECALL_CLUSTER_DOMAIN", value_name = "DOMAIN")]
     pub cluster_domain: Option<String>,
+
+    /// Read spec.replicas, spec.ordinals.start and spec.serviceName from this pod's StatefulSet
+    /// through the Kubernetes API (and, with --node-name, the node's zone and region); a flag
+    /// given as well still wins
+    #[arg(long, help_heading = "Kubernetes API", env = "ROLECALL_FROM_API",
+          action = ArgAction::SetTrue, value_parser = BoolishValueParser::new())]
+    pub from_api: bool,
+
+    /// The pod's node (downward API spec.nodeName): with --from-api, its topology labels give
+    /// `topology.zone` and `topology.region`
+    #[arg(
+        long,
+        help_heading = "Kubernetes API",
+        env = "NODE_NAME",
+        value_name = "NAME"
+    )]
+    pub node_name: Option<String>,
+
+    /// The pod's labels as a downwardAPI volume writes them (fieldRef metadata.labels): its
+    /// topology.kubernetes.io/zone and region labels give `topology.zone` and
+    /// `topology.region`, without the API
+    #[arg(
+        long,
+        help_heading = "Kubernetes API",
+        env = "ROLECALL_LABELS_FILE",
+        value_name = "FILE"
+    )]
+    pub labels_file: Option<PathBuf>,
+
+    /// How long reading the API may take, retries included (`30s`, `1m`)
+    #[arg(
+        long,
+        help_heading = "Kubernetes API",
+        env = "ROLECALL_API_TIMEOUT",
+        value_name = "DURATION",
+        default_value = "30s"
+    )]
+    pub api_timeout: String,
 }
 
 // Which role this set plays and where its templates come from. (`//`: see PodArgs.)

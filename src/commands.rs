@@ -11,17 +11,22 @@ use crate::cli::{
     CheckArgs, EnvArgs, EnvFormat, ExecArgs, GetArgs, InstallArgs, LeaveArgs, PlanArgs, PlanFormat,
     RenderArgs, RolesArgs, RolesCommand, WaitCmdArgs,
 };
+#[cfg(feature = "member")]
 use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::inputs::Inputs;
+#[cfg(feature = "member")]
 use crate::member::{self, EtcdPod};
 use crate::memory::{self, Stage};
 use crate::model::Cluster;
 use crate::model::SET_FIELDS;
-use crate::render::render_pod;
+use crate::render::{Joined, render_alone, render_pod};
+use crate::role::Membership;
+#[cfg(feature = "member")]
+use crate::role::Var;
 use crate::role::{self, Role};
-use crate::role::{Membership, Var};
 use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
+use crate::topology::TOPOLOGY_FIELDS;
 use crate::wait::{self, PlanError, Pods};
 use crate::{output, preview, write};
 
@@ -52,26 +57,47 @@ fn wait_for(plan: &wait::Plan, settings: &WaitSettings, quiet: bool) -> Result<(
 }
 
 pub fn render(args: &RenderArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
     let output = OutputSettings::from_args(args)?;
     let waits = WaitSettings::from_args(&args.wait)?;
     let id = inputs.identify()?;
-    let cluster = inputs.cluster(&id.set, "render")?;
-    let pods = Pods::Cluster {
-        cluster: &cluster,
-        index: id.index,
+    let model;
+    let cluster;
+    let (pods, me) = if inputs.size_known() {
+        cluster = inputs.cluster(&id.set, "render")?;
+        let me = cluster.members[id.index as usize].clone();
+        let pods = Pods::Cluster {
+            cluster: &cluster,
+            index: id.index,
+        };
+        (pods, me)
+    } else {
+        model = inputs.model(&id.set)?;
+        let me = model.member(id.index).or_exit(Exit::Template)?;
+        let pods = Pods::Model {
+            model: &model,
+            index: id.index,
+        };
+        (pods, me)
     };
     let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
     let templates = inputs.templates()?;
-    let render = |joined: Option<&member::Joined>| {
-        render_pod(
-            &templates,
-            &inputs.role,
-            &cluster,
-            id.index,
-            output.mode,
-            joined,
-        )
+    let (role, facts, mode) = (&inputs.role, inputs.facts(), output.mode);
+    let render = |joined: Option<&Joined>| {
+        match &pods {
+            Pods::Cluster { cluster, index } => {
+                render_pod(&templates, role, cluster, *index, facts, mode, joined)
+            }
+            Pods::Model { model, .. } => {
+                if let Some((template, field)) = templates.set_field_used(role.role.all_files()) {
+                    return Err(set_size_unknown(&format!(
+                        "template {template} uses `{field}`, which"
+                    )));
+                }
+                render_alone(&templates, role, model, &me, facts, mode)
+            }
+            Pods::Unknown => crate::fail!(Exit::Internal, "render has no pod to render"),
+        }
         .or_exit(Exit::Template)
     };
     // Flags and templates are checked before anything waits or changes the cluster, so a
@@ -82,24 +108,22 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     }
     // With --data-dir, a role with membership actions first joins the running cluster; what it
     // decides goes into the files. A dry run makes no call.
-    let membership = inputs.role.role.spec.membership;
-    if let (Some(data_dir), Some(Membership::Etcd)) = (&inputs.role.data_dir, membership) {
+    if let (Some(data_dir), Some(Membership::Etcd), Pods::Cluster { cluster, index }) =
+        (&role.data_dir, role.role.spec.membership, &pods)
+    {
         if output.dry_run {
             if !output.quiet {
                 output::say("rolecall: dry run: no membership call is made");
             }
-        } else {
-            let pod = etcd_pod(
-                &inputs,
-                &cluster,
-                id.index,
-                cluster.replicas,
-                waits.timeout,
-                output.quiet,
-            )?;
-            if let Some(joined) = member::prepare_etcd(&pod, data_dir).or_exit(Exit::Membership)? {
-                files = render(Some(&joined))?;
-            }
+        } else if let Some(joined) = join_etcd(
+            &inputs,
+            cluster,
+            *index,
+            data_dir,
+            waits.timeout,
+            output.quiet,
+        )? {
+            files = render(Some(&joined))?;
         }
     }
     memory::set_stage(Stage::Other);
@@ -113,8 +137,10 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             .or_exit(Exit::Output)?
     };
     if !output.quiet {
-        let me = &cluster.members[id.index as usize];
-        output::say(&output::summary(me, &changes, output.dry_run));
+        if !inputs.size_known() {
+            output::say(&output::without_set_size(&output.out));
+        }
+        output::say(&output::summary(&me, &changes, output.dry_run));
     }
     Ok(())
 }
@@ -146,11 +172,10 @@ pub fn exec(args: &ExecArgs) -> Result<()> {
 }
 
 pub fn env(args: &EnvArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let inputs = Inputs::new(&args.pod, &args.role, false, None)?;
     let id = inputs.identify()?;
     let cluster = inputs.cluster(&id.set, "env")?;
-    let role = &inputs.role;
-    let view = cluster.view(id.index, &role.vars, role.first_boot);
+    let view = cluster.view(id.index, inputs.facts());
     match args.format {
         EnvFormat::Shell => print(&output::shell_env(&output::fields(&view))),
         EnvFormat::Json => {
@@ -163,22 +188,29 @@ pub fn env(args: &EnvArgs) -> Result<()> {
 
 /// One field of this pod; the set's fields only when its size is known.
 pub fn get(args: &GetArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let inputs = Inputs::new(&args.pod, &args.role, false, None)?;
     let id = inputs.identify()?;
-    let role = &inputs.role;
-    let fields = if inputs.pod.shape.replicas.is_some() {
+    let fields = if inputs.size_known() {
         let cluster = inputs.cluster(&id.set, "get")?;
-        output::fields(&cluster.view(id.index, &role.vars, role.first_boot))
+        output::fields(&cluster.view(id.index, inputs.facts()))
     } else {
         let model = inputs.model(&id.set)?;
         let me = model.member(id.index).or_exit(Exit::Template)?;
-        output::fields(&model.view(&me, &role.vars, role.first_boot))
+        output::fields(&model.view(&me, inputs.facts()))
     };
     if let Some((_, value)) = fields.iter().find(|(name, _)| *name == args.field) {
         return print(&format!("{value}\n"));
     }
     if SET_FIELDS.contains(&args.field.as_str()) {
         return Err(set_size_unknown(&format!("`get {}`", args.field)));
+    }
+    if TOPOLOGY_FIELDS.contains(&args.field.as_str()) {
+        crate::fail!(
+            Exit::Usage,
+            "`get {}`: nothing gives this pod's topology; pass --labels-file FILE (the pod's \
+             labels from the downward API), or --from-api with --node-name (NODE_NAME)",
+            args.field
+        );
     }
     let mut names: Vec<_> = fields
         .iter()
@@ -199,7 +231,7 @@ pub fn get(args: &GetArgs) -> Result<()> {
 }
 
 pub fn plan(args: &PlanArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, false)?;
+    let inputs = Inputs::new(&args.pod, &args.role, false, args.name.as_deref())?;
     let set = inputs.set_name(args.name.as_deref())?;
     let cluster = inputs.cluster(&set, "plan")?;
     match args.format {
@@ -209,13 +241,23 @@ pub fn plan(args: &PlanArgs) -> Result<()> {
 }
 
 pub fn check(args: &CheckArgs) -> Result<()> {
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, args.name.as_deref())?;
     let set = inputs.set_name(args.name.as_deref())?;
     let cluster = inputs.cluster(&set, "check")?;
     let templates = inputs.templates()?;
     let errors: Vec<String> = (0..cluster.replicas)
         .filter_map(|index| {
-            let err = render_pod(&templates, &inputs.role, &cluster, index, 0o644, None).err()?;
+            let facts = inputs.facts();
+            let err = render_pod(
+                &templates,
+                &inputs.role,
+                &cluster,
+                index,
+                facts,
+                0o644,
+                None,
+            )
+            .err()?;
             let pod = &cluster.members[index as usize].hostname;
             Some(format!("{pod}: {err:#}"))
         })
@@ -243,13 +285,13 @@ pub fn check(args: &CheckArgs) -> Result<()> {
 
 pub fn wait(args: &WaitCmdArgs) -> Result<()> {
     let waits = WaitSettings::from_args(&args.wait)?;
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
     let plan = if !waits.names_pods() {
         wait::plan(&waits.specs, &Pods::Unknown)
     } else {
         let id = inputs.identify()?;
         // Without --replicas only `previous` can be placed; `wait::plan` says what is missing.
-        if inputs.pod.shape.replicas.is_some() {
+        if inputs.size_known() {
             let cluster = inputs.cluster(&id.set, "wait")?;
             let pods = Pods::Cluster {
                 cluster: &cluster,
@@ -269,7 +311,45 @@ pub fn wait(args: &WaitCmdArgs) -> Result<()> {
     wait_for(&plan, &waits, args.quiet)
 }
 
+/// Joins the running etcd cluster before a render (see `member`); `None` when the pod starts
+/// from its data as it is.
+#[cfg(feature = "member")]
+fn join_etcd(
+    inputs: &Inputs,
+    cluster: &Cluster,
+    index: u32,
+    data_dir: &std::path::Path,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<Option<Joined>> {
+    let pod = etcd_pod(inputs, cluster, index, cluster.replicas, timeout, quiet)?;
+    member::prepare_etcd(&pod, data_dir).or_exit(Exit::Membership)
+}
+
+#[cfg(not(feature = "member"))]
+fn join_etcd(
+    _: &Inputs,
+    _: &Cluster,
+    _: u32,
+    _: &std::path::Path,
+    _: Duration,
+    _: bool,
+) -> Result<Option<Joined>> {
+    without_membership()
+}
+
+/// What a build without the `member` feature says where a membership call is asked for.
+#[cfg(not(feature = "member"))]
+fn without_membership<T>() -> Result<T> {
+    crate::fail!(
+        Exit::Usage,
+        "this rolecall is built without membership actions (cargo feature `member`); use the \
+         default build, or render without --data-dir"
+    )
+}
+
 /// An etcd pod for the membership actions, with the role's ports and bootstrap size.
+#[cfg(feature = "member")]
 fn etcd_pod<'a, 'r>(
     inputs: &Inputs,
     cluster: &'a Cluster<'r>,
@@ -311,11 +391,18 @@ fn etcd_pod<'a, 'r>(
 }
 
 /// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this pod.
+#[cfg(not(feature = "member"))]
+pub fn leave(_: &LeaveArgs) -> Result<()> {
+    without_membership()
+}
+
+/// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this pod.
+#[cfg(feature = "member")]
 pub fn leave(args: &LeaveArgs) -> Result<()> {
     let timeout = parse_duration(&args.timeout)
         .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
         .or_exit(Exit::Usage)?;
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
+    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
     let Some(Membership::Etcd) = inputs.role.role.spec.membership else {
         crate::fail!(
             Exit::Usage,

@@ -24,6 +24,9 @@ pub enum Exit {
     /// A membership change (join, replace, leave) could not be made: no member answered in
     /// time, or the cluster refused it.
     Membership = 7,
+    /// The Kubernetes API could not be read: no in-cluster configuration, unreachable, a TLS
+    /// failure, a token refused, access forbidden, the object not found, or a malformed answer.
+    Api = 8,
 }
 
 impl Exit {

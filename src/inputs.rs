@@ -1,12 +1,16 @@
-//! One way in for every command: the flags become settings once, warnings are printed once (so
-//! every command warns alike, before anything can fail), and the stages that turn settings into
-//! an identity, a model, the whole set and its templates are offered from here.
+//! One way in for every command: the flags become settings once, the StatefulSet and the node
+//! are read from the API once (`--from-api`), warnings are printed once (so every command warns
+//! alike, before anything can fail), and the stages that turn settings into an identity, a model,
+//! the whole set and its templates are offered from here.
+
+use anyhow::anyhow;
 
 use crate::cli::{PodArgs, RoleArgs};
-use crate::error::{Exit, OrExit, Result};
-use crate::identity::Identity;
+use crate::error::{Exit, Failure, OrExit, Result};
+use crate::identity::{self, Identity};
+use crate::kube::Client;
 use crate::memory::{self, Stage};
-use crate::model::{Cluster, Model};
+use crate::model::{Cluster, Model, PodFacts};
 use crate::names::SetName;
 use crate::output::say;
 use crate::render::Templates;
@@ -21,13 +25,68 @@ pub struct Inputs {
 }
 
 impl Inputs {
-    /// Reads the identity and role flags and prints the role's warnings (unless `quiet`).
-    pub fn new(pod: &PodArgs, role: &RoleArgs, quiet: bool) -> Result<Self> {
+    /// Reads the identity and role flags, with `--from-api` the set's StatefulSet (`name`, else
+    /// the hostname's set) and node, and prints the warnings (unless `quiet`).
+    pub fn new(pod: &PodArgs, role: &RoleArgs, quiet: bool, name: Option<&str>) -> Result<Self> {
         let pod = PodSettings::from_args(pod)?;
         let role = RoleSettings::from_args(role)?;
-        let inputs = Inputs { pod, role, quiet };
+        let mut inputs = Inputs { pod, role, quiet };
         inputs.warn(&inputs.role.warnings);
+        if let Some(timeout) = inputs.pod.api.from_api {
+            let warnings = inputs.read_api(timeout, name)?;
+            inputs.warn(&warnings);
+        }
         Ok(inputs)
+    }
+
+    /// The set's size, start ordinal and Service from its StatefulSet, under the flags; the
+    /// topology from the node when there is a node name and no labels file. Unreachable or
+    /// refused, the API is an error (exit 8), unless `--replicas` is given: then a warning says
+    /// why the flags alone are used. Returns the warnings.
+    fn read_api(
+        &mut self,
+        timeout: std::time::Duration,
+        name: Option<&str>,
+    ) -> Result<Vec<String>> {
+        let pod = &mut self.pod;
+        let set = match name {
+            Some(name) => name.to_string(),
+            None => {
+                identity::split(&pod.hostname, &pod.regex)
+                    .or_exit(Exit::Identity)?
+                    .0
+                    .name
+            }
+        };
+        let client = Client::in_cluster(&pod.service_account, timeout);
+        let read = client
+            .as_ref()
+            .map_err(|e| anyhow!("{e:#}"))
+            .and_then(|client| client.statefulset(&pod.namespace, &set));
+        let mut warnings = Vec::new();
+        match read {
+            Ok(facts) => {
+                let facts = facts.or_exit(Exit::Identity)?;
+                let (merged, disagreements) =
+                    facts.under(&pod.set_flags, &set).or_exit(Exit::Identity)?;
+                warnings.extend(disagreements);
+                pod.shape.replicas = Some(merged.replicas);
+                pod.shape.start_ordinal = merged.start_ordinal;
+                pod.service = merged.service;
+            }
+            Err(e) if pod.set_flags.replicas.is_some() => warnings.push(format!(
+                "--from-api: {e:#}; going on with --replicas and the other flags alone"
+            )),
+            Err(e) => return Err(Failure::new(Exit::Api, e)),
+        }
+        if let (Some(node), false) = (&pod.api.node_name, pod.api.topology.known) {
+            let client = client.or_exit(Exit::Api)?;
+            pod.api.topology = client
+                .node(node)
+                .or_exit(Exit::Api)?
+                .or_exit(Exit::Identity)?;
+        }
+        Ok(warnings)
     }
 
     fn warn(&self, warnings: &[String]) {
@@ -36,6 +95,20 @@ impl Inputs {
                 say(&format!("rolecall: warning: {warning}"));
             }
         }
+    }
+
+    /// What a view says about this pod besides its place in the set.
+    pub fn facts(&self) -> PodFacts<'_> {
+        PodFacts {
+            vars: &self.role.vars,
+            first_boot: self.role.first_boot,
+            topology: &self.pod.api.topology,
+        }
+    }
+
+    /// Whether the set's size is known (`--replicas`, or the StatefulSet's).
+    pub fn size_known(&self) -> bool {
+        self.pod.shape.replicas.is_some()
     }
 
     /// Who this pod is, from its hostname.

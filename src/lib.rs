@@ -5,8 +5,9 @@
 //! with [`output`] for what is printed and `wait` for waiting on peers before a render (or on
 //! its own). [`names`] holds the name rules and limits of the domain. `commands` has one short
 //! function per subcommand; each tags its stages' errors with their exit codes ([`error::Exit`]).
-//! [`member`] changes a running cluster's membership on day 2 (join, replace, leave). Planned:
-//! the Kubernetes API client (`kube`).
+//! `kube` reads the pod's StatefulSet and node from the Kubernetes API (`--from-api`), and
+//! [`topology`] holds the node's zone and region; [`member`] changes a running cluster's
+//! membership on day 2 (join, replace, leave).
 //!
 //! Public are the command line, the error type, and what the fuzz targets drive.
 
@@ -17,6 +18,8 @@ mod duration;
 pub mod error;
 pub mod identity;
 mod inputs;
+mod kube;
+#[cfg(feature = "member")]
 pub mod member;
 pub mod memory;
 pub mod model;
@@ -26,6 +29,7 @@ mod preview;
 pub mod render;
 pub mod role;
 mod settings;
+pub mod topology;
 mod wait;
 mod write;
 

@@ -7,6 +7,9 @@ use serde::Serialize;
 
 use crate::names::{SetName, is_dns_label};
 use crate::role::{Bound, FileSpec, Role, Var, Vars};
+use crate::topology::Topology;
+
+mod leader;
 
 /// Where the pods of the set live in DNS.
 #[derive(Clone, Debug, Serialize)]
@@ -248,6 +251,7 @@ pub struct Peer<'a> {
 /// One pod as the outside sees it: the template context, and (flattened, see `output::fields`)
 /// what `env` exports and `get` prints, in this order. Adding a field here adds it everywhere.
 /// The fields that need the set's size ([`SET_FIELDS`]) are absent while it is unknown.
+/// `is_leader` is not one of them: whether a pod leads depends only on the pods before it.
 #[derive(Serialize)]
 pub struct View<'a> {
     pub hostname: &'a str,
@@ -259,8 +263,7 @@ pub struct View<'a> {
     pub replicas: Option<u32>,
     pub server_id: u64,
     pub role: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub is_leader: Option<bool>,
+    pub is_leader: bool,
     pub service: &'a str,
     pub namespace: &'a str,
     pub cluster_domain: &'a str,
@@ -277,15 +280,26 @@ pub struct View<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub leader_address: Option<&'a str>,
     pub first_boot: bool,
+    /// The node's zone and region, empty when unknown.
+    pub topology: &'a Topology,
     pub vars: &'a Vars,
 }
 
 /// The fields of [`View`] that only a known set size gives.
-pub const SET_FIELDS: [&str; 5] = ["replicas", "is_leader", "peers", "leader", "leader_address"];
+pub const SET_FIELDS: [&str; 4] = ["replicas", "peers", "leader", "leader_address"];
+
+/// What a view says about a pod besides its place in the set: the role's vars, whether its data
+/// dir is new, and where its node is.
+#[derive(Clone, Copy)]
+pub struct PodFacts<'a> {
+    pub vars: &'a Vars,
+    pub first_boot: bool,
+    pub topology: &'a Topology,
+}
 
 impl<'r> Model<'r> {
     /// The view of `me` alone, without the set's fields.
-    pub fn view<'a>(&'a self, me: &'a Member, vars: &'a Vars, first_boot: bool) -> View<'a> {
+    pub fn view<'a>(&'a self, me: &'a Member, facts: PodFacts<'a>) -> View<'a> {
         let placement = &self.placement;
         View {
             hostname: &me.hostname,
@@ -296,7 +310,7 @@ impl<'r> Model<'r> {
             replicas: None,
             server_id: me.server_id,
             role: &me.role,
-            is_leader: None,
+            is_leader: self.is_leader(me.index),
             service: &placement.service,
             namespace: &placement.namespace,
             cluster_domain: &placement.cluster_domain,
@@ -306,15 +320,16 @@ impl<'r> Model<'r> {
             peers: None,
             leader: None,
             leader_address: None,
-            first_boot,
-            vars,
+            first_boot: facts.first_boot,
+            topology: facts.topology,
+            vars: facts.vars,
         }
     }
 }
 
 impl Cluster<'_> {
     /// The view of the pod at `index`, with the whole set.
-    pub fn view<'a>(&'a self, index: u32, vars: &'a Vars, first_boot: bool) -> View<'a> {
+    pub fn view<'a>(&'a self, index: u32, facts: PodFacts<'a>) -> View<'a> {
         let peer = |(i, member): (usize, &'a Member)| Peer {
             member,
             is_leader: Some(i) == self.leader,
@@ -323,13 +338,11 @@ impl Cluster<'_> {
         let leader = self.leader();
         View {
             replicas: Some(self.replicas),
-            is_leader: Some(self.leader == Some(index as usize)),
+            is_leader: self.leader == Some(index as usize),
             peers: Some(self.members.iter().enumerate().map(peer).collect()),
             leader: Some(self.leader.map(|i| peer((i, &self.members[i])))),
             leader_address: Some(leader.map_or("", |l| l.address.as_str())),
-            ..self
-                .model
-                .view(&self.members[index as usize], vars, first_boot)
+            ..self.model.view(&self.members[index as usize], facts)
         }
     }
 
@@ -365,6 +378,14 @@ mod tests {
 
     fn mysql() -> Role {
         Role::builtin("mysql").unwrap()
+    }
+
+    fn facts<'a>(vars: &'a Vars, topology: &'a Topology) -> PodFacts<'a> {
+        PodFacts {
+            vars,
+            first_boot: true,
+            topology,
+        }
     }
 
     #[test]
@@ -456,8 +477,9 @@ mod tests {
         let cluster = test_model(&role, &vars, "mysql", placement(), 0)
             .cluster(3)
             .unwrap();
-        let view = cluster.view(2, &vars, true);
-        assert_eq!(view.is_leader, Some(false));
+        let topology = Topology::default();
+        let view = cluster.view(2, facts(&vars, &topology));
+        assert!(!view.is_leader);
         let flags: Vec<_> = view
             .peers
             .unwrap()
@@ -481,8 +503,13 @@ mod tests {
             serde_json::Value::Object(map) => map.keys().cloned().collect::<Vec<_>>(),
             other => panic!("{other}"),
         };
-        let all = keys(&cluster.view(1, &vars, true));
-        let alone = keys(&cluster.model.view(&cluster.members[1], &vars, true));
+        let topology = Topology::default();
+        let all = keys(&cluster.view(1, facts(&vars, &topology)));
+        let alone = keys(
+            &cluster
+                .model
+                .view(&cluster.members[1], facts(&vars, &topology)),
+        );
         let lacking: Vec<_> = all.iter().filter(|k| !alone.contains(k)).collect();
         assert_eq!(lacking, SET_FIELDS);
     }
@@ -509,12 +536,14 @@ mod tests {
             .unwrap();
         assert_eq!(cluster.leader, Some(1));
         assert_eq!(cluster.leader().unwrap().hostname, "t-1");
-        let view = cluster.view(2, &vars, true);
-        assert_eq!(view.is_leader, Some(false));
+        let topology = Topology::default();
+        let view = cluster.view(2, facts(&vars, &topology));
+        assert!(!view.is_leader);
         assert_eq!(
             view.leader_address,
             Some(cluster.members[1].address.as_str())
         );
+        assert!(cluster.view(1, facts(&vars, &topology)).is_leader);
     }
 
     /// `below = N` takes the indexes before N and not N itself; `from = N` takes N on.

@@ -80,6 +80,20 @@ pub fn is_dns_name(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// A Kubernetes label value: empty, or at most 63 letters, digits, `-`, `_` and `.`, starting and
+/// ending with a letter or digit. Nothing in it needs quoting in any format a role writes.
+pub fn is_label_value(s: &str) -> bool {
+    let bytes = s.as_bytes();
+    let edge = |b: &u8| b.is_ascii_alphanumeric();
+    bytes.is_empty()
+        || (bytes.len() <= 63
+            && bytes.first().is_some_and(edge)
+            && bytes.last().is_some_and(edge)
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')))
+}
+
 /// A name that works as a tera identifier and, upper-cased, as a shell variable name.
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
@@ -140,6 +154,34 @@ mod tests {
         }
         let odd = SetName::like("broker", "broker-x9", 8..9);
         assert_eq!(odd.ordinal_of("broker-x12"), Some(12));
+    }
+
+    #[test]
+    fn label_values() {
+        for good in [
+            "",
+            "a",
+            "europe-west1-b",
+            "us_east.1",
+            "Z9",
+            &"a".repeat(63),
+        ] {
+            assert!(is_label_value(good), "{good}");
+        }
+        for bad in [
+            "-a",
+            "a-",
+            ".a",
+            "a b",
+            "a\nb",
+            "a\"b",
+            "a'b",
+            "a:b",
+            "é",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_label_value(bad), "{bad:?}");
+        }
     }
 
     #[test]

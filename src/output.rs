@@ -23,8 +23,9 @@ pub fn say(line: &str) {
 pub type Fields = Vec<(String, String)>;
 
 /// A view's fields, flattened for the shell: the set's pods as their comma-separated addresses,
-/// the leader as its FQDN, absent values empty, each var as `vars.KEY`. Fields the view lacks
-/// (the set's, while its size is unknown) are left out.
+/// the leader as its FQDN, absent values empty, the topology as `topology.zone` and
+/// `topology.region` (only when a source for it was given), each var as `vars.KEY`. Fields the
+/// view lacks (the set's, while its size is unknown) are left out.
 pub fn fields(view: &View) -> Fields {
     let serde_json::Value::Object(map) = serde_json::to_value(view).unwrap_or_default() else {
         return Fields::new();
@@ -34,6 +35,14 @@ pub fn fields(view: &View) -> Fields {
         let text = match value {
             // Vars follow, typed as the role declares them (a float var `1.0` prints `1`).
             _ if name == "vars" => continue,
+            Value::Object(topology) if name == "topology" => {
+                if view.topology.known {
+                    for (key, value) in topology {
+                        fields.push((format!("topology.{key}"), text_of(&value)));
+                    }
+                }
+                continue;
+            }
             Value::Array(peers) => peers
                 .iter()
                 .map(|p| text_of(&p["address"]))
@@ -60,11 +69,12 @@ fn text_of(value: &Value) -> String {
     }
 }
 
-/// The environment variable a field is exported as: `ROLECALL_SERVER_ID`, `ROLECALL_VAR_KEY`.
+/// The environment variable a field is exported as: `ROLECALL_SERVER_ID`, `ROLECALL_VAR_KEY`,
+/// `ROLECALL_TOPOLOGY_ZONE`.
 pub fn env_name(field: &str) -> String {
     match field.strip_prefix("vars.") {
         Some(var) => format!("ROLECALL_VAR_{}", var.to_ascii_uppercase()),
-        None => format!("ROLECALL_{}", field.to_ascii_uppercase()),
+        None => format!("ROLECALL_{}", field.to_ascii_uppercase().replace('.', "_")),
     }
 }
 
@@ -186,6 +196,22 @@ pub fn plan_table(cluster: &Cluster) -> String {
     out
 }
 
+/// The line `render` prints before its summary when the set's size is unknown: what it left
+/// out, and why.
+pub fn without_set_size(out: &std::path::Path) -> String {
+    let mut line = "rolecall: the set's size is unknown (no --replicas, no --from-api) and no \
+        template needs it: no peers file, and rolecall.env without ROLECALL_REPLICAS, PEERS, \
+        LEADER and LEADER_ADDRESS"
+        .to_string();
+    if out.join("peers").exists() {
+        line.push_str(&format!(
+            "; {} is left from an earlier render",
+            out.join("peers").display()
+        ));
+    }
+    line
+}
+
 /// The one line `render` prints on stderr.
 pub fn summary(me: &Member, changes: &[(String, Change)], dry_run: bool) -> String {
     let list = |want: &[Change]| {
@@ -219,6 +245,7 @@ mod tests {
     fn env_names() {
         assert_eq!(env_name("server_id"), "ROLECALL_SERVER_ID");
         assert_eq!(env_name("vars.group_id"), "ROLECALL_VAR_GROUP_ID");
+        assert_eq!(env_name("topology.zone"), "ROLECALL_TOPOLOGY_ZONE");
     }
 
     #[test]

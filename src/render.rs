@@ -9,8 +9,7 @@ use anyhow::{Context as _, anyhow, bail};
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use crate::configdir::Keys;
-use crate::member::Joined;
-use crate::model::{Cluster, View};
+use crate::model::{Cluster, Member, Model, PodFacts, SET_FIELDS, View};
 use crate::names::check_file_name;
 use crate::output;
 use crate::role::{FileSpec, Role};
@@ -137,7 +136,7 @@ impl Templates {
         Ok(())
     }
 
-    /// Renders each file for one pod; `membership` is what a join decided (`null` otherwise).
+    /// Renders each file for one pod.
     pub fn render<'a>(
         &self,
         files: impl IntoIterator<Item = &'a FileSpec>,
@@ -147,6 +146,7 @@ impl Templates {
         let mut context = Context::from_serialize(view)
             .map_err(|e| anyhow!("{e}"))
             .context("cannot build the template context")?;
+        // `null` unless a render joined a running cluster (see `member`).
         context.insert("membership", &membership);
         files
             .into_iter()
@@ -174,6 +174,22 @@ impl Templates {
                 })
             })
             .collect()
+    }
+
+    /// The first of `files` that reads a field only the set's size gives (itself or through a
+    /// template it includes or extends): its name and origin, and the field. Found by name, so
+    /// also under an `if`, where an undefined value would pass unnoticed as false.
+    pub fn set_field_used<'a>(
+        &self,
+        files: impl IntoIterator<Item = &'a FileSpec>,
+    ) -> Option<(String, &'static str)> {
+        files.into_iter().find_map(|file| {
+            let name = file.name();
+            let used = self.tera.get_template_variables(name).ok()?;
+            let field = SET_FIELDS.into_iter().find(|f| used.contains(f))?;
+            let origin = self.origins.get(name).map_or(name, String::as_str);
+            Some((format!("`{name}` ({origin})"), field))
+        })
     }
 
     /// When a template includes a key that did not load, say why it is missing.
@@ -252,6 +268,16 @@ fn between<'t>(text: &'t str, start: &'t str, end: &'t str) -> impl Iterator<Ite
         .filter_map(move |rest| rest.split_once(end).map(|(inside, _)| inside))
 }
 
+/// What the templates of a pod that joined a running cluster get (see `member`):
+/// `membership.state` and `membership.initial_cluster`; `null` otherwise.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct Joined {
+    /// `new` for a bootstrap, `existing` for a join.
+    pub state: &'static str,
+    /// etcd's `initial-cluster`: `NAME=PEER-URL,...`.
+    pub initial_cluster: String,
+}
+
 /// Every file the pod at `index` writes, with its final mode: the role's templates for it, the
 /// `peers` file and `rolecall.env`.
 pub fn render_pod(
@@ -259,16 +285,54 @@ pub fn render_pod(
     role: &RoleSettings,
     cluster: &Cluster,
     index: u32,
+    facts: PodFacts,
     mode: u32,
     membership: Option<&Joined>,
 ) -> anyhow::Result<Vec<OutFile>> {
+    let view = cluster.view(index, facts);
     let me = &cluster.members[index as usize];
+    let mut out = render_files(templates, role, &cluster.model, me, &view, mode, membership)?;
+    out.insert(
+        out.len() - 1,
+        OutFile {
+            name: "peers".into(),
+            content: output::peers_file(cluster).into_bytes(),
+            mode,
+        },
+    );
+    Ok(out)
+}
+
+/// The files of pod `me` while the set's size is unknown: the role's files and `rolecall.env`
+/// without the set's fields; no `peers`. The caller has made sure no template reads those
+/// fields (`Templates::set_field_used`).
+pub fn render_alone(
+    templates: &Templates,
+    role: &RoleSettings,
+    model: &Model,
+    me: &Member,
+    facts: PodFacts,
+    mode: u32,
+) -> anyhow::Result<Vec<OutFile>> {
+    let view = model.view(me, facts);
+    render_files(templates, role, model, me, &view, mode, None)
+}
+
+/// The role's files for `me`, then `rolecall.env`.
+fn render_files(
+    templates: &Templates,
+    role: &RoleSettings,
+    model: &Model,
+    me: &Member,
+    view: &View,
+    mode: u32,
+    membership: Option<&Joined>,
+) -> anyhow::Result<Vec<OutFile>> {
     // Every file of the role, not only this pod's: a missing leader template is a mistake to
     // report on every pod, not only when the leader restarts.
     templates.check_files(role.role.all_files(), role.config_dir.as_deref())?;
-    let view = cluster.view(index, &role.vars, role.first_boot);
     let mut out: Vec<OutFile> = templates
-        .render(cluster.model.files(me), &view, membership)?
+        .render(model.files(me), view, membership)?
         .into_iter()
         .map(|r| OutFile {
             name: r.name,
@@ -277,13 +341,8 @@ pub fn render_pod(
         })
         .collect();
     out.push(OutFile {
-        name: "peers".into(),
-        content: output::peers_file(cluster).into_bytes(),
-        mode,
-    });
-    out.push(OutFile {
         name: "rolecall.env".into(),
-        content: output::shell_env(&output::fields(&view)).into_bytes(),
+        content: output::shell_env(&output::fields(view)).into_bytes(),
         mode,
     });
     Ok(out)

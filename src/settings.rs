@@ -14,15 +14,17 @@ use crate::configdir::{self, Keys};
 use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::identity::{self, Identity, Shape, ordinal_regex};
+use crate::kube::{self, SetFlags};
+
+mod api;
+
 use crate::model::Placement;
 use crate::names::{MAX_ORDINAL, SetName, is_dns_label, is_dns_name, is_identifier, pod_name};
 use crate::role::{self, Role, Vars, apply_sets};
 use crate::wait::{Spec, parse_target};
 use crate::write::{Durability, Owner};
+pub use api::ApiSettings;
 
-/// Where a pod finds its namespace when POD_NAMESPACE is not set.
-pub const SERVICE_ACCOUNT_NAMESPACE: &str =
-    "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 /// Where a pod finds its cluster domain when none is given.
 pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 const DEFAULT_NAMESPACE: &str = "default";
@@ -42,6 +44,12 @@ pub struct PodSettings {
     pub service: Option<String>,
     pub namespace: String,
     pub cluster_domain: String,
+    /// The set's values as the flags gave them, before the StatefulSet is read.
+    pub set_flags: SetFlags,
+    /// `--from-api` and the node: how to read the API, and the topology known so far.
+    pub api: ApiSettings,
+    /// The service-account directory (token, ca.crt, namespace).
+    pub service_account: PathBuf,
 }
 
 impl PodSettings {
@@ -73,9 +81,10 @@ impl PodSettings {
                 service.escape_debug()
             );
         }
+        let service_account = kube::service_account_dir();
         let namespace = match &args.namespace {
             Some(ns) => ns.clone(),
-            None => read_trimmed(Path::new(SERVICE_ACCOUNT_NAMESPACE))
+            None => read_trimmed(&service_account.join("namespace"))
                 .or_exit(Exit::Identity)?
                 .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
         };
@@ -100,28 +109,36 @@ impl PodSettings {
                 cluster_domain.escape_debug()
             );
         }
+        let start_ordinal = args.start_ordinal.unwrap_or(0);
         if let Some(replicas) = args.replicas {
-            let last = i64::from(args.start_ordinal) + i64::from(replicas) - 1;
+            let last = i64::from(start_ordinal) + i64::from(replicas) - 1;
             if last > MAX_ORDINAL {
                 crate::fail!(
                     Exit::Usage,
-                    "--start-ordinal {} with --replicas {replicas} reaches ordinal {last}, beyond the largest Kubernetes ordinal {MAX_ORDINAL}",
-                    args.start_ordinal
+                    "--start-ordinal {start_ordinal} with --replicas {replicas} reaches ordinal {last}, beyond the largest Kubernetes ordinal {MAX_ORDINAL}"
                 );
             }
         }
+        let api = ApiSettings::from_args(args)?;
         Ok(PodSettings {
             hostname,
             hostname_from_kernel,
             regex,
             pod_index: args.pod_index,
             shape: Shape {
-                start_ordinal: args.start_ordinal,
+                start_ordinal,
                 replicas: args.replicas,
             },
             service: args.service.clone(),
             namespace,
             cluster_domain,
+            set_flags: SetFlags {
+                replicas: args.replicas,
+                start_ordinal: args.start_ordinal,
+                service: args.service.clone(),
+            },
+            api,
+            service_account,
         })
     }
 
@@ -148,6 +165,7 @@ impl PodSettings {
 
     /// Who this pod is, from its hostname, whatever the set's size: a pod being removed by a
     /// scale-down is beyond it.
+    #[cfg(feature = "member")]
     pub fn identify_unbounded(&self) -> Result<Identity> {
         let shape = Shape {
             replicas: None,
@@ -196,7 +214,8 @@ pub fn set_size_unknown(what: &str) -> Failure {
     Failure::new(
         Exit::Identity,
         anyhow!(
-            "{what} needs the size of the set; pass --replicas N or set ROLECALL_REPLICAS (spec.replicas)"
+            "{what} needs the size of the set; pass --replicas N, set ROLECALL_REPLICAS \
+             (spec.replicas), or read it from the StatefulSet with --from-api"
         ),
     )
 }

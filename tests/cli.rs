@@ -83,6 +83,168 @@ fn mysql_tutorial_configmap_works_without_a_role_file() {
     }
 }
 
+/// The MySQL tutorial's job as the issue that built the core spelled it, without --replicas:
+/// nothing in it needs the set. Each pod gets its role's file and its id file exactly as with the
+/// set's size, no `peers`, and a rolecall.env without the set's fields; `role` and `is_leader`
+/// are known, as the first pod leads whatever the set's size. One line says what was left out.
+#[test]
+fn the_mysql_tutorial_job_needs_no_set_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cm = configmap(
+        &tmp.path().join("cm"),
+        &[("master.cnf", MASTER_CNF), ("slave.cnf", SLAVE_CNF)],
+    );
+    let job = |host: &str, out: &Path, size: &[&str]| {
+        let output = rolecall()
+            .args(["render", "--config-dir"])
+            .arg(&cm)
+            .arg("--out")
+            .arg(out)
+            .args(["--id-offset", "100", "--leader-file", "master.cnf"])
+            .args(["--follower-file", "slave.cnf", "--hostname", host])
+            .args(size)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{host}: {output:?}");
+        String::from_utf8(output.stderr).unwrap()
+    };
+    for (host, file, role, leads) in [
+        ("mysql-0", "master.cnf", "leader", "true"),
+        ("mysql-2", "slave.cnf", "follower", "false"),
+    ] {
+        let out = tmp.path().join(host);
+        let stderr = job(host, &out, &[]);
+        assert_eq!(
+            stderr,
+            format!(
+                "rolecall: the set's size is unknown (no --replicas, no --from-api) and no \
+                 template needs it: no peers file, and rolecall.env without ROLECALL_REPLICAS, \
+                 PEERS, LEADER and LEADER_ADDRESS\n\
+                 rolecall: {host} -> ordinal {}, server-id 10{}, role {role}; wrote \
+                 server-id.cnf, {file}, rolecall.env\n",
+                &host[6..],
+                &host[6..]
+            )
+        );
+        let mut names = [file, "rolecall.env", "server-id.cnf"];
+        names.sort();
+        assert_eq!(names_in(&out), names, "{host}: no peers file");
+        let env = read(out.join("rolecall.env"));
+        assert!(
+            env.contains(&format!("export ROLECALL_ROLE={role}\n")),
+            "{env}"
+        );
+        assert!(
+            env.contains(&format!("export ROLECALL_IS_LEADER={leads}\n")),
+            "{env}"
+        );
+        // The same pod rendered with the set's size: the same role files, and a rolecall.env
+        // that has just the set's fields more.
+        let sized = tmp.path().join(format!("{host}-sized"));
+        job(host, &sized, &["--replicas", "3"]);
+        for name in [file, "server-id.cnf"] {
+            assert_eq!(
+                read(out.join(name)),
+                read(sized.join(name)),
+                "{host}/{name}"
+            );
+        }
+        let set_lines = ["REPLICAS=", "PEERS=", "LEADER=", "LEADER_ADDRESS="];
+        let without_set: String = read(sized.join("rolecall.env"))
+            .lines()
+            .filter(|l| {
+                !set_lines
+                    .iter()
+                    .any(|f| l.starts_with(&format!("export ROLECALL_{f}")))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(env, without_set, "{host}");
+        assert_eq!(
+            env.lines().count() + 4,
+            read(sized.join("rolecall.env")).lines().count()
+        );
+        // Rendered again without the size, the pod's directory still holds the sized run's
+        // peers file: the line says so.
+        let again = job(host, &sized, &[]);
+        assert!(
+            again.contains(&format!(
+                "; {} is left from an earlier render\n",
+                sized.join("peers").display()
+            )),
+            "{again}"
+        );
+    }
+    rolecall()
+        .args(["get", "is_leader", "--hostname", "mysql-0"])
+        .assert()
+        .success()
+        .stdout("true\n");
+    rolecall()
+        .args([
+            "get",
+            "is_leader",
+            "--hostname",
+            "mysql-1",
+            "--role",
+            "mysql",
+        ])
+        .assert()
+        .success()
+        .stdout("false\n");
+}
+
+/// Without the set's size, a template that reads `peers`, `leader`, `leader_address` or
+/// `replicas` fails on every pod, naming itself and the flag, even where the field is read only
+/// under an `if` (where tera would take it for false) or through an included key, and even on
+/// a pod that does not render it. Nothing is written.
+#[test]
+fn a_template_that_reads_the_set_needs_its_size() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (key, text, field) in [
+        ("slave.cnf", "{% if leader %}x{% endif %}\n", "leader"),
+        ("slave.cnf", "{% include \"part\" %}", "replicas"),
+        ("slave.cnf", "{{ leader_address }}\n", "leader_address"),
+        (
+            "slave.cnf",
+            "{% for p in peers %}{{ p.fqdn }}{% endfor %}",
+            "peers",
+        ),
+    ] {
+        let cm = configmap(
+            &tempfile::tempdir_in(tmp.path()).unwrap().keep(),
+            &[
+                ("master.cnf", MASTER_CNF),
+                (key, text),
+                ("part", "{{ replicas }}\n"),
+            ],
+        );
+        for host in ["mysql-0", "mysql-1"] {
+            let out = tmp.path().join("out");
+            rolecall()
+                .args(["render", "--config-dir"])
+                .arg(&cm)
+                .arg("--out")
+                .arg(&out)
+                .args([
+                    "--leader-file",
+                    "master.cnf",
+                    "--follower-file",
+                    "slave.cnf",
+                ])
+                .args(["--hostname", host])
+                .assert()
+                .code(3)
+                .stderr(contains(format!(
+                    "rolecall: template `slave.cnf` ({}) uses `{field}`, which needs the size of \
+                     the set; pass --replicas N",
+                    cm.join("slave.cnf").display()
+                )));
+            assert!(!out.exists(), "{host}: nothing written");
+        }
+    }
+}
+
 #[test]
 fn hostname_comes_from_flag_then_env_then_pod_name() {
     let get = |cmd: &mut Command| String::from_utf8(cmd.output().unwrap().stdout).unwrap();
@@ -277,12 +439,24 @@ fn ordinal_outside_the_set_is_rejected() {
 #[test]
 fn replicas_are_never_guessed() {
     let tmp = tempfile::tempdir().unwrap();
+    // A render whose templates read the set (zoo.cfg lists every peer) needs its size.
     rolecall()
-        .args(["render", "--hostname", "web-1", "--out"])
+        .args([
+            "render",
+            "--role",
+            "zookeeper",
+            "--hostname",
+            "web-1",
+            "--out",
+        ])
         .arg(tmp.path().join("out"))
         .assert()
         .code(3)
-        .stderr(contains("pass --replicas N or set ROLECALL_REPLICAS"));
+        .stderr(contains(
+            "template `zoo.cfg` (built-in role zookeeper: zoo.cfg) uses `peers`, which needs the \
+             size of the set; pass --replicas N, set ROLECALL_REPLICAS (spec.replicas), or read \
+             it from the StatefulSet with --from-api",
+        ));
     assert!(!tmp.path().join("out").exists());
     rolecall()
         .args(["env", "--hostname", "web-1"])

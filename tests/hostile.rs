@@ -308,9 +308,49 @@ fn cases() -> Vec<Case> {
         )
         .env("ROLECALL_REPLICAS", "three"),
         case(
+            "api timeout not a duration",
+            2,
+            &["--api-timeout `soon` is not a duration"],
+            &["get", "role", "--hostname", "web-0", "--from-api", "--api-timeout", "soon"],
+        ),
+        case(
+            "from-api not a boolean",
+            2,
+            &["(from environment variable ROLECALL_FROM_API)"],
+            &["get", "role", "--hostname", "web-0"],
+        )
+        .env("ROLECALL_FROM_API", "perhaps"),
+        case(
+            "from-api outside a pod",
+            8,
+            &["KUBERNETES_SERVICE_HOST is not set: --from-api reads the Kubernetes API from inside a pod"],
+            &["get", "role", "--hostname", "web-0", "--from-api", "--namespace", "db"],
+        ),
+        case(
+            "node name not a DNS name",
+            2,
+            &["node name `Node 1` (--node-name, NODE_NAME) is not a DNS name"],
+            &["get", "role", "--hostname", "web-0"],
+        )
+        .env("NODE_NAME", "Node 1"),
+        case(
+            "labels file missing",
+            3,
+            &["cannot read the labels file /nonexistent/podinfo/labels"],
+            &["get", "role", "--hostname", "web-0", "--labels-file", "/nonexistent/podinfo/labels"],
+        ),
+        case(
+            "labels file zone with a quote",
+            3,
+            &["topology.kubernetes.io/zone is `a\\'b`, which is no Kubernetes label value"],
+            &["get", "role", "--hostname", "web-0", "--labels-file", "{tmp}/labels"],
+        )
+        .setup(|tmp| fs::write(tmp.join("labels"), "topology.kubernetes.io/zone=\"a'b\"").unwrap()),
+        case(
             "replicas missing",
             3,
-            &["pass --replicas N or set ROLECALL_REPLICAS"],
+            &["pass --replicas N, set ROLECALL_REPLICAS (spec.replicas), or read it from the \
+               StatefulSet with --from-api"],
             &["env", "--hostname", "web-0"],
         ),
         case(

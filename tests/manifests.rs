@@ -123,6 +123,8 @@ struct Example {
     service: Value,
     configmap: Value,
     statefulset: Value,
+    /// The rest, by kind: the RBAC objects of an example that uses --from-api.
+    others: BTreeMap<String, Value>,
 }
 
 fn load_examples() -> Vec<Example> {
@@ -168,6 +170,7 @@ fn load_examples() -> Vec<Example> {
                 service: take("Service"),
                 configmap: take("ConfigMap"),
                 statefulset: take("StatefulSet"),
+                others: kinds,
                 role,
             }
         })
@@ -260,11 +263,20 @@ fn examples_are_wired_and_the_rolecall_container_is_restricted() {
             json!("metadata.labels['apps.kubernetes.io/pod-index']"),
             "{role}"
         );
-        assert_eq!(
-            env["ROLECALL_REPLICAS"]["value"],
-            json!(spec["replicas"].as_u64().unwrap().to_string()),
-            "{role}: ROLECALL_REPLICAS must equal spec.replicas"
-        );
+        if args.iter().any(|a| a == "--from-api") {
+            assert!(
+                !env.contains_key("ROLECALL_REPLICAS"),
+                "{role}: --from-api reads spec.replicas; ROLECALL_REPLICAS would override it"
+            );
+            check_api_access(&ex, &env);
+        } else {
+            assert_eq!(
+                env["ROLECALL_REPLICAS"]["value"],
+                json!(spec["replicas"].as_u64().unwrap().to_string()),
+                "{role}: ROLECALL_REPLICAS must equal spec.replicas"
+            );
+            assert!(ex.others.is_empty(), "{role}: RBAC without --from-api");
+        }
 
         // Restricted Pod Security Standard, on the container itself.
         let sc = &init["securityContext"];
@@ -331,6 +343,164 @@ fn examples_are_wired_and_the_rolecall_container_is_restricted() {
             "{role}: no server container mounts rolecall's output"
         );
     }
+}
+
+/// The API access of an example whose rolecall runs with --from-api: a service account whose
+/// Role lets it get this one StatefulSet and nothing else, its token mounted into the rolecall
+/// container alone (as the kubelet would mount it: token, the cluster's CA, the namespace); and,
+/// where NODE_NAME names the node, a ClusterRole to get nodes bound to that account.
+fn check_api_access(ex: &Example, env: &BTreeMap<&str, &Value>) {
+    let role = &ex.role;
+    let set = ex.statefulset["metadata"]["name"].as_str().unwrap();
+    let pod = &ex.statefulset["spec"]["template"]["spec"];
+    let kind = |k: &str| {
+        ex.others
+            .get(k)
+            .unwrap_or_else(|| panic!("examples/{role}: --from-api without a {k}"))
+    };
+    let account = kind("ServiceAccount")["metadata"]["name"].clone();
+    assert_eq!(pod["serviceAccountName"], account, "{role}");
+    assert_eq!(pod["automountServiceAccountToken"], json!(false), "{role}");
+    let rules = &kind("Role")["rules"];
+    assert_eq!(
+        *rules,
+        json!([{ "apiGroups": ["apps"], "resources": ["statefulsets"],
+                 "resourceNames": [set], "verbs": ["get"] }]),
+        "{role}: the Role allows get on this StatefulSet only"
+    );
+    let binding = kind("RoleBinding");
+    assert_eq!(binding["roleRef"]["kind"], json!("Role"), "{role}");
+    assert_eq!(
+        binding["roleRef"]["name"],
+        kind("Role")["metadata"]["name"],
+        "{role}"
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{ "kind": "ServiceAccount", "name": account }]),
+        "{role}"
+    );
+    // The token: in the rolecall container, and in no other.
+    const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let volume = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v.get("projected").is_some())
+        .unwrap_or_else(|| panic!("examples/{role}: no projected token volume"));
+    let sources = &volume["projected"]["sources"];
+    assert_eq!(
+        sources[0]["serviceAccountToken"]["path"],
+        json!("token"),
+        "{role}"
+    );
+    assert_eq!(
+        sources[1]["configMap"]["name"],
+        json!("kube-root-ca.crt"),
+        "{role}"
+    );
+    assert_eq!(
+        sources[1]["configMap"]["items"],
+        json!([{ "key": "ca.crt", "path": "ca.crt" }]),
+        "{role}"
+    );
+    assert_eq!(
+        sources[2]["downwardAPI"]["items"][0]["path"],
+        json!("namespace")
+    );
+    let containers = pod["initContainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(pod["containers"].as_array().unwrap());
+    for container in containers {
+        let mounts_token = container["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == volume["name"]);
+        let is_rolecall = container["name"] == json!("rolecall");
+        assert_eq!(mounts_token, is_rolecall, "{role}: {}", container["name"]);
+        if is_rolecall {
+            let mount = container["volumeMounts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|m| m["name"] == volume["name"])
+                .unwrap();
+            assert_eq!(mount["mountPath"], json!(SA_DIR), "{role}");
+            assert_eq!(mount["readOnly"], json!(true), "{role}");
+        }
+    }
+    // The node's topology: NODE_NAME from spec.nodeName, and a ClusterRole to get nodes.
+    match env.get("NODE_NAME") {
+        Some(node) => {
+            assert_eq!(
+                node["valueFrom"]["fieldRef"]["fieldPath"],
+                json!("spec.nodeName"),
+                "{role}"
+            );
+            assert_eq!(
+                kind("ClusterRole")["rules"],
+                json!([{ "apiGroups": [""], "resources": ["nodes"], "verbs": ["get"] }]),
+                "{role}"
+            );
+            let binding = kind("ClusterRoleBinding");
+            assert_eq!(binding["roleRef"]["kind"], json!("ClusterRole"), "{role}");
+            assert_eq!(
+                binding["roleRef"]["name"],
+                kind("ClusterRole")["metadata"]["name"],
+                "{role}"
+            );
+            assert_eq!(binding["subjects"][0]["kind"], json!("ServiceAccount"));
+            assert_eq!(binding["subjects"][0]["name"], account, "{role}");
+            assert!(binding["subjects"][0]["namespace"].is_string(), "{role}");
+        }
+        None => assert!(
+            !ex.others.contains_key("ClusterRole"),
+            "{role}: a ClusterRole for nodes, but no NODE_NAME"
+        ),
+    }
+}
+
+/// The examples that read the set from the API: every one but zookeeper, whose server list
+/// must not follow `kubectl scale`; and those that take the node's zone.
+#[test]
+fn the_examples_read_the_set_from_the_api_but_zookeeper() {
+    if !can_load_yaml("the_examples_read_the_set_from_the_api_but_zookeeper") {
+        return;
+    }
+    let mut from_api = Vec::new();
+    let mut topology = Vec::new();
+    for ex in load_examples() {
+        let init = &ex.statefulset["spec"]["template"]["spec"]["initContainers"][0];
+        if strings(&init["args"]).iter().any(|a| a == "--from-api") {
+            from_api.push(ex.role.clone());
+        }
+        if init["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == json!("NODE_NAME"))
+        {
+            topology.push(ex.role.clone());
+        }
+    }
+    assert_eq!(
+        from_api,
+        [
+            "cassandra",
+            "elasticsearch",
+            "etcd",
+            "kafka",
+            "mongodb",
+            "mysql",
+            "raft",
+            "redis",
+            "redis-cluster"
+        ]
+    );
+    assert_eq!(topology, ["cassandra", "elasticsearch", "kafka"]);
 }
 
 /// A template without its `# >>> example` ... `# <<< example` blocks.

@@ -46,6 +46,14 @@ struct Extra {
 /// A data dir that holds data, as a restarted pod's volume does (first_boot = false).
 const USED_DATA_DIR: &str = "tests/support/used-data-dir";
 
+/// A downward-API labels file with a node's zone and region, as the kubelet writes it.
+const LABELS_FILE: &str = "tests/support/labels-europe-west1-b";
+
+/// The roles that use the topology, each rendered once more with `--labels-file LABELS_FILE`
+/// (3 pods from 0, tag `topology`): `topology.zone` as Cassandra's rack, Kafka's broker.rack and
+/// Elasticsearch's zone attribute. Without a labels file every role renders as before.
+const TOPOLOGY_ROLES: [&str; 3] = ["cassandra", "elasticsearch", "kafka"];
+
 const ROLES: &[RoleCases] = &[
     RoleCases {
         name: "etcd",
@@ -399,6 +407,8 @@ struct Case {
     start: u32,
     sets: &'static [&'static str],
     restart: bool,
+    /// `--labels-file`, for the topology.
+    labels: Option<&'static str>,
     file: String,
 }
 
@@ -412,6 +422,7 @@ fn cases(role: &RoleCases) -> Vec<Case> {
                 start,
                 sets: &[],
                 restart: false,
+                labels: None,
                 file: format!("{replicas}-pods-from-{start}.txt"),
             });
         }
@@ -423,10 +434,22 @@ fn cases(role: &RoleCases) -> Vec<Case> {
             start: extra.start,
             sets: extra.sets,
             restart: extra.restart,
+            labels: None,
             file: format!(
                 "{}-pods-from-{}-{}.txt",
                 extra.replicas, extra.start, extra.tag
             ),
+        });
+    }
+    if TOPOLOGY_ROLES.contains(&role.name) {
+        cases.push(Case {
+            role: role.name,
+            replicas: 3,
+            start: 0,
+            sets: &[],
+            restart: false,
+            labels: Some(LABELS_FILE),
+            file: "3-pods-from-0-topology.txt".into(),
         });
     }
     cases
@@ -452,6 +475,10 @@ fn set_args(case: &Case) -> Vec<String> {
     if case.restart {
         args.push("--data-dir".into());
         args.push(USED_DATA_DIR.into());
+    }
+    if let Some(labels) = case.labels {
+        args.push("--labels-file".into());
+        args.push(labels.into());
     }
     args
 }

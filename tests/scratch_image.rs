@@ -612,6 +612,16 @@ fn dockerfile_ships_what_these_tests_run() {
         );
     }
     assert!(build_lines.contains(&"COPY .cargo ./.cargo"));
+    // ring's C and assembly are compiled by clang for either target (.cargo/config.toml): the
+    // build stage installs it.
+    if config.contains("= \"clang\"") {
+        assert!(
+            build_lines.iter().any(|l| {
+                l.contains("apt-get install") && l.split_whitespace().any(|w| w == "clang")
+            }),
+            "the build stage must install clang, which .cargo/config.toml names"
+        );
+    }
     for step in [
         r#"&& rustup target add "$target""#,
         r#"&& ROLECALL_REVISION="$REVISION" cargo build --release --locked --target "$target""#,

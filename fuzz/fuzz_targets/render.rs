@@ -8,10 +8,11 @@ use std::path::Path;
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use rolecall::model::{Model, Placement};
+use rolecall::model::{Model, Placement, PodFacts};
 use rolecall::names::{SetName, is_identifier};
 use rolecall::render::{MAX_OUTPUT_BYTES, Templates};
 use rolecall::role::{Role, apply_sets};
+use rolecall::topology::Topology;
 
 /// A role with a var of every type and a rule bound by a var, so `--set` can move roles.
 const ROLE: &str = r#"
@@ -87,7 +88,13 @@ fuzz_target!(|input: Input| {
     if templates.check_files(role.all_files(), Some(dir)).is_err() {
         return;
     }
-    let view = cluster.view(index, &vars, true);
+    let topology = Topology::default();
+    let facts = PodFacts {
+        vars: &vars,
+        first_boot: true,
+        topology: &topology,
+    };
+    let view = cluster.view(index, facts);
     let files: Vec<_> = cluster.model.files(me).collect();
     if let Ok(rendered) = templates.render(files, &view, None) {
         let main = &rendered[0];

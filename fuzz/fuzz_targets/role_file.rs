@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 
 use libfuzzer_sys::fuzz_target;
-use rolecall::model::{Model, Placement};
+use rolecall::model::{Model, Placement, PodFacts};
 use rolecall::names::{SetName, check_file_name};
 use rolecall::output;
 use rolecall::role::Role;
+use rolecall::topology::Topology;
 
 fuzz_target!(|data: &[u8]| {
     let [replicas, start, text @ ..] = data else {
@@ -50,7 +51,13 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(member.index as usize, i);
         assert_eq!(member.ordinal, start + i as u32);
         assert!((ids.min..=ids.max).contains(&member.server_id));
-        let view = cluster.view(member.index, &vars, true);
+        let topology = Topology::default();
+        let facts = PodFacts {
+            vars: &vars,
+            first_boot: true,
+            topology: &topology,
+        };
+        let view = cluster.view(member.index, facts);
         assert_eq!(view.peers.as_ref().map(Vec::len), Some(replicas as usize));
         let fields = output::fields(&view);
         // Every value survives shell quoting: the words of rolecall.env are `export NAME=VALUE`.

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context as _, anyhow, bail};
-use serde::Serialize;
 
 use crate::model::{Cluster, Model};
 use crate::output::say;
+pub use crate::render::Joined;
 use etcd::{CallError, Endpoint, Member};
 
 /// How long one call may take to connect: a pod that is not there must not hold a start.
@@ -23,16 +23,6 @@ const CONNECT: Duration = Duration::from_millis(1000);
 const CALL: Duration = Duration::from_secs(5);
 /// The longest pause between attempts at a refused ("unhealthy cluster") membership change.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
-
-/// What the templates of a pod that joins get: `membership.state` and
-/// `membership.initial_cluster`.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Joined {
-    /// `new` for a bootstrap, `existing` for a join.
-    pub state: &'static str,
-    /// etcd's `initial-cluster`: `NAME=PEER-URL,...`.
-    pub initial_cluster: String,
-}
 
 /// One etcd pod of the set, as the membership actions see it.
 pub struct EtcdPod<'a, 'r> {

@@ -402,7 +402,7 @@ pub fn leave(args: &LeaveArgs) -> Result<()> {
     let timeout = parse_duration(&args.timeout)
         .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
         .or_exit(Exit::Usage)?;
-    let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
+    let inputs = Inputs::for_leave(&args.pod, &args.role, args.quiet)?;
     let Some(Membership::Etcd) = inputs.role.role.spec.membership else {
         crate::fail!(
             Exit::Usage,

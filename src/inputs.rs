@@ -28,12 +28,28 @@ impl Inputs {
     /// Reads the identity and role flags, with `--from-api` the set's StatefulSet (`name`, else
     /// the hostname's set) and node, and prints the warnings (unless `quiet`).
     pub fn new(pod: &PodArgs, role: &RoleArgs, quiet: bool, name: Option<&str>) -> Result<Self> {
+        Inputs::read(pod, role, quiet, name, false)
+    }
+
+    /// As `new`, for `leave`: a StatefulSet scaled to 0 is a pause, not an error.
+    #[cfg(feature = "member")]
+    pub fn for_leave(pod: &PodArgs, role: &RoleArgs, quiet: bool) -> Result<Self> {
+        Inputs::read(pod, role, quiet, None, true)
+    }
+
+    fn read(
+        pod: &PodArgs,
+        role: &RoleArgs,
+        quiet: bool,
+        name: Option<&str>,
+        zero_is_a_pause: bool,
+    ) -> Result<Self> {
         let pod = PodSettings::from_args(pod)?;
         let role = RoleSettings::from_args(role)?;
         let mut inputs = Inputs { pod, role, quiet };
         inputs.warn(&inputs.role.warnings);
         if let Some(timeout) = inputs.pod.api.from_api {
-            let warnings = inputs.read_api(timeout, name)?;
+            let warnings = inputs.read_api(timeout, name, zero_is_a_pause)?;
             inputs.warn(&warnings);
         }
         Ok(inputs)
@@ -47,6 +63,7 @@ impl Inputs {
         &mut self,
         timeout: std::time::Duration,
         name: Option<&str>,
+        zero_is_a_pause: bool,
     ) -> Result<Vec<String>> {
         let pod = &mut self.pod;
         let set = match name {
@@ -69,6 +86,13 @@ impl Inputs {
                 let facts = facts.or_exit(Exit::Identity)?;
                 let (merged, disagreements) =
                     facts.under(&pod.set_flags, &set).or_exit(Exit::Identity)?;
+                if merged.replicas == 0 && !zero_is_a_pause {
+                    crate::fail!(
+                        Exit::Identity,
+                        "StatefulSet `{set}` has spec.replicas 0: none of its pods should be \
+                         running; scale it up, or pass --replicas N"
+                    );
+                }
                 warnings.extend(disagreements);
                 pod.shape.replicas = Some(merged.replicas);
                 pod.shape.start_ordinal = merged.start_ordinal;

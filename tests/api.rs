@@ -9,19 +9,17 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ServerConfig, ServerConnection, StreamOwned};
+use rcgen::KeyPair;
 
 mod common;
 
+use common::apiserver::{self, Pki, Reply, Seen, Versions, node, ok, pki_with, status};
 use common::rolecall_std;
 
 const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.first-token.c2lnbmF0dXJl";
@@ -30,13 +28,6 @@ const ROTATED: &str = "eyJhbGciOiJSUzI1NiJ9.rotated-token.c2lnbmF0dXJl";
 // ---------------------------------------------------------------------------------------------
 // Certificates and the service-account directory
 
-/// A CA, and a server certificate it signed for `names` (IP addresses become IP SANs).
-struct Pki {
-    ca_pem: String,
-    cert: CertificateDer<'static>,
-    key: PrivateKeyDer<'static>,
-}
-
 fn pki(names: &[&str]) -> Pki {
     pki_of("kubernetes", names)
 }
@@ -44,25 +35,6 @@ fn pki(names: &[&str]) -> Pki {
 /// A CA named `ca_name`, and a server certificate it signed for `names`.
 fn pki_of(ca_name: &str, names: &[&str]) -> Pki {
     pki_with(ca_name, names, KeyPair::generate().unwrap())
-}
-
-/// A CA named `ca_name`, and a server certificate it signed for `names` with the server key `key`.
-fn pki_with(ca_name: &str, names: &[&str], key: KeyPair) -> Pki {
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(rcgen::DnType::CommonName, ca_name);
-    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
-    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-    let cert = CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&key, &ca)
-        .unwrap();
-    Pki {
-        ca_pem: ca.pem(),
-        cert: cert.der().clone(),
-        key: PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    }
 }
 
 /// A service account as Kubernetes mounts it: token, ca.crt and namespace.
@@ -77,41 +49,6 @@ fn service_account(dir: &Path, ca_pem: &str) -> PathBuf {
 
 // ---------------------------------------------------------------------------------------------
 // The server
-
-/// One answer of the server.
-#[derive(Clone)]
-enum Reply {
-    /// A status and a JSON body, with extra header lines.
-    Json(u16, String, &'static str),
-}
-
-fn ok(body: String) -> Reply {
-    Reply::Json(200, body, "")
-}
-
-/// A `Status` object, as the API server answers an error.
-fn status(code: u16, reason: &str, message: &str) -> Reply {
-    let body = serde_json::json!({
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": message, "reason": reason, "code": code,
-    });
-    Reply::Json(code, body.to_string(), "")
-}
-
-/// A request as the server saw it.
-#[derive(Clone, Debug)]
-struct Seen {
-    path: String,
-    headers: BTreeMap<String, String>,
-    at: Instant,
-}
-
-/// The TLS versions a server speaks.
-#[derive(Clone, Copy)]
-enum Versions {
-    Default,
-    Tls12Only,
-}
 
 struct Server {
     addr: SocketAddr,
@@ -138,61 +75,27 @@ impl Server {
         before: impl Fn(usize) + Send + 'static,
         versions: Versions,
     ) -> Server {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider);
-        let builder = match versions {
-            Versions::Default => builder.with_safe_default_protocol_versions(),
-            Versions::Tls12Only => builder.with_protocol_versions(&[&rustls::version::TLS12]),
-        };
-        let config = builder
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![pki.cert.clone()], pki.key.clone_key())
-            .unwrap();
-        let config = Arc::new(config);
-        let listener = TcpListener::bind(bind).unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let connections = Arc::new(Mutex::new(0));
         let (seen_, connections_) = (seen.clone(), connections.clone());
-        std::thread::spawn(move || {
-            let mut replies = replies.into_iter();
-            for stream in listener.incoming() {
-                let Ok(tcp) = stream else { continue };
-                *connections_.lock().unwrap() += 1;
-                let _ = tcp.set_read_timeout(Some(Duration::from_secs(20)));
-                let tls = ServerConnection::new(config.clone()).unwrap();
-                let mut stream = StreamOwned::new(tls, tcp);
-                let Some((path, headers)) = read_request(&mut stream) else {
-                    continue;
-                };
+        let mut replies = replies.into_iter();
+        let addr = apiserver::serve(
+            pki,
+            bind,
+            versions,
+            move || *connections_.lock().unwrap() += 1,
+            move |request| {
                 let n = {
                     let mut seen = seen_.lock().unwrap();
-                    seen.push(Seen {
-                        path,
-                        headers,
-                        at: Instant::now(),
-                    });
+                    seen.push(request.clone());
                     seen.len() - 1
                 };
                 before(n);
-                let reply = replies
+                replies
                     .next()
-                    .unwrap_or_else(|| status(500, "InternalError", "no more replies"));
-                let Reply::Json(code, body, extra) = reply;
-                let response = format!(
-                    "HTTP/1.1 {code} {}\r\nAudit-Id: 5b3c1f2e-0d4e-4c55-9a8e-2f4a6c1d9e10\r\n\
-                     Cache-Control: no-cache, private\r\nContent-Type: application/json\r\n\
-                     {extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    reason(code),
-                    body.len()
-                );
-                let _ = stream.write_all(response.as_bytes());
-                let _ = stream.flush();
-                stream.conn.send_close_notify();
-                let _ = stream.conn.complete_io(&mut stream.sock);
-            }
-        });
+                    .unwrap_or_else(|| status(500, "InternalError", "no more replies"))
+            },
+        );
         Server {
             addr,
             seen,
@@ -209,138 +112,12 @@ impl Server {
     }
 }
 
-fn reason(code: u16) -> &'static str {
-    match code {
-        200 => "OK",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        429 => "Too Many Requests",
-        _ => "Internal Server Error",
-    }
-}
-
-/// The request line's path and the headers (names lowercase); `None` if the handshake or the
-/// request failed.
-fn read_request(stream: &mut impl Read) -> Option<(String, BTreeMap<String, String>)> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 || head.len() > 65536 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).ok()?;
-    let mut lines = head.split("\r\n");
-    let path = lines
-        .next()?
-        .strip_prefix("GET ")?
-        .split(' ')
-        .next()?
-        .to_string();
-    let headers = lines
-        .filter_map(|l| l.split_once(": "))
-        .map(|(k, v)| (k.to_ascii_lowercase(), v.to_string()))
-        .collect();
-    Some((path, headers))
+fn statefulset(name: &str, replicas: u32, start: Option<u32>, service: &str) -> String {
+    apiserver::statefulset_in("db", name, replicas, start, service)
 }
 
 // ---------------------------------------------------------------------------------------------
 // The objects, laid out as `kubectl get -o json` shows them
-
-fn statefulset(name: &str, replicas: u32, start: Option<u32>, service: &str) -> String {
-    let mut spec = serde_json::json!({
-        "replicas": replicas,
-        "selector": { "matchLabels": { "app.kubernetes.io/name": name } },
-        "template": {
-            "metadata": { "creationTimestamp": null, "labels": { "app.kubernetes.io/name": name } },
-            "spec": {
-                "initContainers": [{
-                    "name": "rolecall", "image": "rolecall", "args": ["render", "--from-api"],
-                    "resources": {}, "terminationMessagePath": "/dev/termination-log",
-                    "terminationMessagePolicy": "File", "imagePullPolicy": "Always"
-                }],
-                "containers": [{
-                    "name": "server", "image": "server:1", "resources": {},
-                    "terminationMessagePath": "/dev/termination-log",
-                    "terminationMessagePolicy": "File", "imagePullPolicy": "IfNotPresent"
-                }],
-                "restartPolicy": "Always", "terminationGracePeriodSeconds": 30,
-                "dnsPolicy": "ClusterFirst", "serviceAccountName": name,
-                "serviceAccount": name, "securityContext": {}, "schedulerName": "default-scheduler"
-            }
-        },
-        "serviceName": service,
-        "podManagementPolicy": "OrderedReady",
-        "updateStrategy": { "type": "RollingUpdate", "rollingUpdate": { "partition": 0 } },
-        "revisionHistoryLimit": 10,
-        "persistentVolumeClaimRetentionPolicy": { "whenDeleted": "Retain", "whenScaled": "Retain" }
-    });
-    if let Some(start) = start {
-        spec["ordinals"] = serde_json::json!({ "start": start });
-    }
-    serde_json::json!({
-        "apiVersion": "apps/v1",
-        "kind": "StatefulSet",
-        "metadata": {
-            "name": name, "namespace": "db", "uid": "0b7f4c53-8a57-4c8e-9d3b-6a2f1e9c7d21",
-            "resourceVersion": "48213", "generation": 3,
-            "creationTimestamp": "2026-11-28T09:14:03Z",
-            "labels": { "app.kubernetes.io/name": name },
-            "annotations": { "kubectl.kubernetes.io/last-applied-configuration": "{}" },
-            "managedFields": [{
-                "manager": "kubectl-client-side-apply", "operation": "Update",
-                "apiVersion": "apps/v1", "time": "2026-11-28T09:14:03Z",
-                "fieldsType": "FieldsV1", "fieldsV1": { "f:spec": { "f:replicas": {} } }
-            }]
-        },
-        "spec": spec,
-        "status": {
-            "observedGeneration": 3, "replicas": replicas, "readyReplicas": replicas,
-            "currentReplicas": replicas, "updatedReplicas": replicas,
-            "currentRevision": format!("{name}-6d5b8f7c9"), "updateRevision": format!("{name}-6d5b8f7c9"),
-            "collisionCount": 0, "availableReplicas": replicas
-        }
-    })
-    .to_string()
-}
-
-fn node(name: &str, zone: &str, region: &str) -> String {
-    serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Node",
-        "metadata": {
-            "name": name, "uid": "6c0f6a2e-2b8c-4f64-8a77-1f0d3c5e9b42",
-            "resourceVersion": "51877", "creationTimestamp": "2026-11-01T07:00:00Z",
-            "labels": {
-                "beta.kubernetes.io/arch": "amd64", "beta.kubernetes.io/os": "linux",
-                "kubernetes.io/arch": "amd64", "kubernetes.io/hostname": name,
-                "kubernetes.io/os": "linux", "node.kubernetes.io/instance-type": "e2-standard-4",
-                "topology.kubernetes.io/region": region, "topology.kubernetes.io/zone": zone
-            },
-            "annotations": { "node.alpha.kubernetes.io/ttl": "0",
-                             "volumes.kubernetes.io/controller-managed-attach-detach": "true" }
-        },
-        "spec": { "podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"],
-                  "providerID": "gce://project/europe-west1-b/node" },
-        "status": {
-            "capacity": { "cpu": "4", "memory": "16393220Ki", "pods": "110" },
-            "allocatable": { "cpu": "3920m", "memory": "13263876Ki", "pods": "110" },
-            "conditions": [{ "type": "Ready", "status": "True",
-                             "lastHeartbeatTime": "2026-11-30T12:00:00Z",
-                             "lastTransitionTime": "2026-11-01T07:01:00Z",
-                             "reason": "KubeletReady", "message": "kubelet is posting ready status" }],
-            "addresses": [{ "type": "InternalIP", "address": "10.132.0.7" },
-                          { "type": "Hostname", "address": name }],
-            "daemonEndpoints": { "kubeletEndpoint": { "Port": 10250 } },
-            "nodeInfo": { "kubeletVersion": "v1.33.2", "containerRuntimeVersion": "containerd://2.0.5",
-                          "kernelVersion": "6.6.0", "osImage": "Debian GNU/Linux 12 (bookworm)",
-                          "operatingSystem": "linux", "architecture": "amd64" }
-        }
-    })
-    .to_string()
-}
 
 // ---------------------------------------------------------------------------------------------
 // Running rolecall against it

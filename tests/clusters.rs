@@ -622,25 +622,15 @@ mod etcd_day2 {
             pods: &Pods,
             ordinal: u32,
             env: &[(String, String)],
-            spec_replicas: u32,
+            _: u32,
         ) -> Result<(), String> {
-            // `--replicas` stands for what the API server says the set's size is now: the
-            // pod's own environment still has the size it was made with.
-            let replicas = spec_replicas.to_string();
+            // The pod's environment has no set size: `leave` asks the API server (--from-api
+            // in the environment) what spec.replicas is now.
             let rolecall = pods.rolecall();
             let run = pods.exec(
                 ordinal,
                 env,
-                &[
-                    &rolecall,
-                    "leave",
-                    "--role",
-                    "etcd",
-                    "--replicas",
-                    &replicas,
-                    "--timeout",
-                    "20s",
-                ],
+                &[&rolecall, "leave", "--role", "etcd", "--timeout", "20s"],
                 Duration::from_secs(30),
             );
             report(&format!(
@@ -807,14 +797,33 @@ mod etcd_day2 {
         Ok(())
     }
 
-    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
-        Template {
-            revision,
-            env: vec![
-                ("POD_NAMESPACE".into(), namespace.into()),
-                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
-            ],
-        }
+    /// The members' names and ids, as the first pod of the set lists them.
+    fn member_ids(ctl: &Controller) -> Result<Vec<(String, String)>, String> {
+        let list = gateway(
+            &ctl.pods.address(ctl.pods.set.start_ordinal),
+            "cluster/member/list",
+            json!({}),
+            Duration::from_secs(5),
+        )?;
+        let mut ids: Vec<(String, String)> = list["members"]
+            .as_array()
+            .ok_or("no members")?
+            .iter()
+            .map(|m| {
+                let name = m["name"].as_str().unwrap_or_default().to_string();
+                (name, m["ID"].as_str().unwrap_or_default().to_string())
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The pod template: the namespace from the downward API and what reads the set from the
+    /// API server. No set size: changing spec.replicas changes no template, so nothing rolls.
+    fn template(namespace: &str, api: &[(String, String)]) -> Template {
+        let mut env = vec![("POD_NAMESPACE".to_string(), namespace.to_string())];
+        env.extend(api.iter().cloned());
+        Template { revision: 1, env }
     }
 
     /// One step: what it did, how long it took, the longest pause in acknowledged writes.
@@ -852,30 +861,34 @@ mod etcd_day2 {
         set.volumes = vec![VOLUME.into()];
         set.host_address = true;
         let pods = Pods::up(set);
-        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(namespace, &[]));
+        let api = ctl.serve_api();
+        let tpl = template(namespace, &api);
         let mut app = Etcd;
         let mut rows = vec![
             "| step | time | longest gap between acknowledged writes |".to_string(),
             "| --- | ---: | ---: |".to_string(),
         ];
         let writer = Writer::start(Vec::new());
+        let scale = |to: u32| {
+            let tpl = tpl.clone();
+            move |ctl: &mut Controller| ctl.scale(&mut Etcd, to, tpl)
+        };
 
-        step("bootstrap 3", &mut ctl, &writer, &mut rows, |ctl| {
-            ctl.scale(&mut app, 3, template(1, 3, namespace))
-        });
+        step("bootstrap 3", &mut ctl, &writer, &mut rows, scale(3));
         step(
-            "scale 3 -> 5 (join, then roll 2, 1, 0)",
+            "scale 3 -> 5 (pods 3 and 4 join)",
             &mut ctl,
             &writer,
             &mut rows,
-            |ctl| ctl.scale(&mut app, 5, template(2, 5, namespace)),
+            scale(5),
         );
         step(
-            "scale 5 -> 3 (leave 4, 3, then roll)",
+            "scale 5 -> 3 (preStop leave on 4, then 3)",
             &mut ctl,
             &writer,
             &mut rows,
-            |ctl| ctl.scale(&mut app, 3, template(3, 3, namespace)),
+            scale(3),
         );
         step(
             "replace etcd-1 (volume lost)",
@@ -891,12 +904,36 @@ mod etcd_day2 {
                 ctl.wait_ready(&mut app, 1).map(drop)
             },
         );
+        // A pause: every pod goes, none leaves; back at 3 the same members restart from their
+        // data. (The writer has no member to write to while the set is at 0.)
+        step(
+            "scale 3 -> 0 -> 3 (a pause)",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| {
+                let before = member_ids(ctl)?;
+                scale(0)(ctl)?;
+                scale(3)(ctl)?;
+                let after = wait_for(
+                    "the members after the pause",
+                    Duration::from_secs(60),
+                    || member_ids(ctl),
+                );
+                if before != after {
+                    return Err(format!(
+                        "members before the pause {before:?}, after {after:?}"
+                    ));
+                }
+                Ok(())
+            },
+        );
         step(
             "scale 3 -> 5 with the old volumes of 3 and 4",
             &mut ctl,
             &writer,
             &mut rows,
-            |ctl| ctl.scale(&mut app, 5, template(4, 5, namespace)),
+            scale(5),
         );
         // The old data was set aside inside each returning volume, not deleted.
         for o in [3, 4] {
@@ -906,9 +943,7 @@ mod etcd_day2 {
                 .any(|e| e.file_name().to_string_lossy().starts_with("data.removed-"));
             assert!(kept, "etcd-{o}: the old data dir was not kept aside");
         }
-        step("scale 5 -> 3 again", &mut ctl, &writer, &mut rows, |ctl| {
-            ctl.scale(&mut app, 3, template(5, 3, namespace))
-        });
+        step("scale 5 -> 3 again", &mut ctl, &writer, &mut rows, scale(3));
         step(
             "a join killed right after the member add, then rerun",
             &mut ctl,
@@ -929,7 +964,7 @@ mod etcd_day2 {
                 let data = ctl.pods.volume(3, VOLUME);
                 std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
                 std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-                ctl.scale(&mut app, 4, template(6, 4, namespace))
+                scale(4)(ctl)
             },
         );
         let total = writer.acked().len();

@@ -24,10 +24,11 @@ impl StatefulSet {
     pub fn facts(&self, name: &str) -> anyhow::Result<SetFacts> {
         let spec = &self.spec;
         let replicas = spec.replicas.unwrap_or(1);
-        if replicas < 1 {
+        // 0 is a set scaled to zero: a pause, which only `leave` takes (see `Inputs`).
+        if replicas < 0 {
             bail!(
-                "StatefulSet `{name}` has spec.replicas {replicas}: none of its pods should be \
-                 running; scale it up, or pass --replicas N"
+                "StatefulSet `{name}` has spec.replicas {replicas}, which no StatefulSet has; \
+                 check the API server, or pass --replicas N"
             );
         }
         ensure!(

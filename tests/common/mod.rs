@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test crate uses its own part
 
+pub mod apiserver;
+
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;

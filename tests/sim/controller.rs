@@ -13,9 +13,12 @@
 //! What a pod runs (its init container, main container, readiness, preStop) is the `App`'s.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use super::Pods;
+use crate::common::apiserver::{self, Versions};
 
 /// `spec.podManagementPolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,7 +68,12 @@ pub struct Controller {
     pub ready_timeout: Duration,
     /// terminationGracePeriodSeconds
     pub grace: Duration,
+    /// What the API server answers for spec.replicas, when one serves the set.
+    api_replicas: Option<Arc<AtomicU32>>,
 }
+
+/// The environment that lets a pod read its StatefulSet from the API server (`--from-api`).
+pub type ApiEnv = Vec<(String, String)>;
 
 impl Controller {
     pub fn new(pods: Pods, policy: Policy, template: Template) -> Controller {
@@ -78,7 +86,58 @@ impl Controller {
             init_attempts: 3,
             ready_timeout: Duration::from_secs(90),
             grace: Duration::from_secs(30),
+            api_replicas: None,
         }
+    }
+
+    /// Serves the set as the Kubernetes API server does, on this machine's address on the
+    /// set's bridge (the pods reach it there), with a CA and a service account made here; the
+    /// StatefulSet's spec.replicas follows `scale`. Returns the environment a pod spec gives
+    /// its containers to read it: the service host and port, the service account directory,
+    /// and `ROLECALL_FROM_API`.
+    pub fn serve_api(&mut self) -> ApiEnv {
+        let host = self.pods.host_address();
+        let pki = apiserver::pki_with("kubernetes", &[&host], rcgen::KeyPair::generate().unwrap());
+        let sa = self.pods.dir().join("serviceaccount");
+        std::fs::create_dir_all(&sa).unwrap();
+        std::fs::write(sa.join("token"), "eyJhbGciOiJSUzI1NiJ9.sim.c2ln").unwrap();
+        std::fs::write(sa.join("ca.crt"), &pki.ca_pem).unwrap();
+        std::fs::write(sa.join("namespace"), &self.pods.set.namespace).unwrap();
+        let replicas = Arc::new(AtomicU32::new(self.replicas));
+        self.api_replicas = Some(replicas.clone());
+        let set = self.pods.set.clone();
+        let path = format!(
+            "/apis/apps/v1/namespaces/{}/statefulsets/{}",
+            set.namespace, set.name
+        );
+        let addr = apiserver::serve(
+            &pki,
+            &format!("{host}:0"),
+            Versions::Default,
+            || {},
+            move |request| {
+                if request.path != path {
+                    return apiserver::status(404, "NotFound", "not served here");
+                }
+                let start = (set.start_ordinal != 0).then_some(set.start_ordinal);
+                apiserver::ok(apiserver::statefulset_in(
+                    &set.namespace,
+                    &set.name,
+                    replicas.load(Ordering::SeqCst),
+                    start,
+                    &set.name,
+                ))
+            },
+        );
+        vec![
+            ("KUBERNETES_SERVICE_HOST".into(), host),
+            ("KUBERNETES_SERVICE_PORT".into(), addr.port().to_string()),
+            (
+                "ROLECALL_SERVICE_ACCOUNT_DIR".into(),
+                sa.display().to_string(),
+            ),
+            ("ROLECALL_FROM_API".into(), "true".into()),
+        ]
     }
 
     fn start_ordinal(&self) -> u32 {
@@ -158,6 +217,9 @@ impl Controller {
         template: Template,
     ) -> Result<(), String> {
         self.replicas = replicas;
+        if let Some(api) = &self.api_replicas {
+            api.store(replicas, Ordering::SeqCst);
+        }
         self.template = template;
         let wanted: Vec<u32> = self.ordinals().collect();
         // Scale down first: the pods beyond the set, highest ordinal first.

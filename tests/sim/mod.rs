@@ -208,6 +208,18 @@ impl Pods {
         format!("{net}.{octet}.{}", 10 + ordinal - self.set.start_ordinal)
     }
 
+    /// This machine's address on the set's bridge (with `StatefulSet::host_address`).
+    pub fn host_address(&self) -> String {
+        let pod = self.address(self.set.start_ordinal);
+        let (net, _) = pod.rsplit_once('.').expect("an IPv4 address");
+        format!("{net}.1")
+    }
+
+    /// The set's directory on this machine, which every pod sees at the same path.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The pod's private copy of the volume mounted at `path` (e.g. /var/lib/etcd): what a PVC
     /// keeps when the pod goes.
     pub fn volume(&self, ordinal: u32, path: &str) -> PathBuf {

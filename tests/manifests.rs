@@ -380,7 +380,8 @@ fn check_api_access(ex: &Example, env: &BTreeMap<&str, &Value>) {
         json!([{ "kind": "ServiceAccount", "name": account }]),
         "{role}"
     );
-    // The token: in the rolecall container, and in no other.
+    // The token: only where rolecall runs: the rolecall init container, and a main container
+    // whose preStop hook runs `rolecall leave` (it reads the set's size now); in no other.
     const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
     let volume = pod["volumes"]
         .as_array()
@@ -419,7 +420,11 @@ fn check_api_access(ex: &Example, env: &BTreeMap<&str, &Value>) {
             .unwrap()
             .iter()
             .any(|m| m["name"] == volume["name"]);
-        let is_rolecall = container["name"] == json!("rolecall");
+        let pre_stop = strings(&container["lifecycle"]["preStop"]["exec"]["command"]);
+        let leaves = pre_stop.first().is_some_and(|c| c.ends_with("/rolecall"))
+            && pre_stop.iter().any(|a| a == "leave")
+            && pre_stop.iter().any(|a| a == "--from-api");
+        let is_rolecall = container["name"] == json!("rolecall") || leaves;
         assert_eq!(mounts_token, is_rolecall, "{role}: {}", container["name"]);
         if is_rolecall {
             let mount = container["volumeMounts"]

@@ -155,9 +155,22 @@ fn retry<T>(
     }
 }
 
-/// etcd keeps a member's data in `DATA/member`.
-pub fn has_etcd_data(data_dir: &Path) -> bool {
-    data_dir.join("member").is_dir()
+/// Whether the data dir holds a member's data (etcd keeps it in `DATA/member`). A data dir
+/// rolecall cannot look into is an error, never "empty": taken for empty, a healthy member
+/// would be replaced.
+pub fn has_etcd_data(data_dir: &Path) -> anyhow::Result<bool> {
+    let member = data_dir.join("member");
+    match std::fs::metadata(&member) {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| {
+            format!(
+                "cannot look into etcd's data dir {} (run the init container as the data's \
+                 owner, or give the pod an fsGroup)",
+                data_dir.display()
+            )
+        }),
+    }
 }
 
 /// Moves a data dir the cluster no longer knows aside, in the same volume, never deleting it.
@@ -187,7 +200,7 @@ pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joi
     let me = pod.me();
     let my_url = pod.my_peer_url();
     let endpoints = pod.endpoints(false);
-    let mut has_data = has_etcd_data(data_dir);
+    let mut has_data = has_etcd_data(data_dir)?;
     // A pod that may not bootstrap keeps looking for the cluster until the deadline.
     let may_bootstrap = pod.index < pod.bootstrap_size;
     let found = loop {

@@ -115,7 +115,6 @@ mod tests {
     #[test]
     fn sets_rolecall_cannot_place_are_refused() {
         for (spec, why) in [
-            (r#"{"replicas": 0}"#, "spec.replicas 0"),
             (r#"{"replicas": -1}"#, "spec.replicas -1"),
             (r#"{"replicas": 10001}"#, "more than the 10000"),
             (r#"{"ordinals": {"start": -1}}"#, "spec.ordinals.start -1"),
@@ -130,5 +129,13 @@ mod tests {
                 .unwrap_err();
             assert!(err.to_string().contains(why), "{spec}: {err}");
         }
+    }
+
+    /// A set scaled to 0 is read as it is: `leave` takes it for a pause, every other command
+    /// refuses it (`Inputs`; tests/api.rs).
+    #[test]
+    fn a_set_scaled_to_zero_is_read_as_zero() {
+        let facts = sts(r#"{"spec": {"replicas": 0}}"#).facts("web").unwrap();
+        assert_eq!(facts.replicas, 0);
     }
 }

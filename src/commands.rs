@@ -14,6 +14,7 @@ use crate::cli::{
 use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::inputs::Inputs;
+use crate::member::zookeeper::{self, ZkPod};
 use crate::member::{self, EtcdPod};
 use crate::memory::{self, Stage};
 use crate::model::Cluster;
@@ -63,14 +64,14 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     };
     let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
     let templates = inputs.templates()?;
-    let render = |joined: Option<&member::Joined>| {
+    let render = |membership: Option<&serde_json::Value>| {
         render_pod(
             &templates,
             &inputs.role,
             &cluster,
             id.index,
             output.mode,
-            joined,
+            membership,
         )
         .or_exit(Exit::Template)
     };
@@ -83,22 +84,56 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     // With --data-dir, a role with membership actions first joins the running cluster; what it
     // decides goes into the files. A dry run makes no call.
     let membership = inputs.role.role.spec.membership;
-    if let (Some(data_dir), Some(Membership::Etcd)) = (&inputs.role.data_dir, membership) {
+    if let (Some(data_dir), Some(membership)) = (&inputs.role.data_dir, membership) {
         if output.dry_run {
             if !output.quiet {
                 output::say("rolecall: dry run: no membership call is made");
             }
         } else {
-            let pod = etcd_pod(
-                &inputs,
-                &cluster,
-                id.index,
-                cluster.replicas,
-                waits.timeout,
-                output.quiet,
-            )?;
-            if let Some(joined) = member::prepare_etcd(&pod, data_dir).or_exit(Exit::Membership)? {
-                files = render(Some(&joined))?;
+            let timeout = waits.timeout;
+            match membership {
+                Membership::Etcd => {
+                    let pod = etcd_pod(
+                        &inputs,
+                        &cluster,
+                        id.index,
+                        cluster.replicas,
+                        timeout,
+                        output.quiet,
+                    )?;
+                    if let Some(joined) =
+                        member::prepare_etcd(&pod, data_dir).or_exit(Exit::Membership)?
+                    {
+                        files = render(Some(&to_value(&joined)?))?;
+                    }
+                }
+                Membership::Zookeeper => {
+                    if !same_dir(&output.out, data_dir) {
+                        crate::fail!(
+                            Exit::Usage,
+                            "membership `zookeeper` keeps ZooKeeper's dynamic config files \
+                             beside zoo.cfg, in the data volume: give --out the same directory \
+                             as --data-dir ({})",
+                            data_dir.display()
+                        );
+                    }
+                    let pod = zk_pod(
+                        &inputs,
+                        &cluster,
+                        id.index,
+                        cluster.replicas,
+                        timeout,
+                        output.quiet,
+                    )?;
+                    let dynamic =
+                        zookeeper::prepare_zookeeper(&pod, data_dir).or_exit(Exit::Membership)?;
+                    files = render(Some(&to_value(&dynamic)?))?;
+                    files.push(write::OutFile {
+                        name: dynamic.dynamic_config.clone(),
+                        content: dynamic.servers.into_bytes(),
+                        mode: output.mode,
+                    });
+                }
             }
         }
     }
@@ -310,16 +345,99 @@ fn etcd_pod<'a, 'r>(
     })
 }
 
+/// The membership decision as the templates see it, `membership`.
+fn to_value(value: &impl serde::Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(value).or_exit(Exit::Internal)
+}
+
+/// Whether two paths name the same directory (as given, or once both exist).
+fn same_dir(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let strip = |p: &std::path::Path| p.components().collect::<std::path::PathBuf>();
+    if strip(a) == strip(b) {
+        return true;
+    }
+    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
+}
+
+/// A ZooKeeper pod for the membership actions: the role's ports, bootstrap size and the super
+/// user's password (read from the file var `super_password_file` names).
+fn zk_pod<'a, 'r>(
+    inputs: &Inputs,
+    cluster: &'a Cluster<'r>,
+    index: u32,
+    set_size: u32,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<ZkPod<'a, 'r>> {
+    let role = &inputs.role.role.name;
+    let port = |name: &str| match inputs.role.vars.get(name) {
+        Some(Var::Int(n)) => u16::try_from(*n)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| Failure::new(Exit::Usage, anyhow!("var `{name}` is not a port"))),
+        _ => Err(Failure::new(
+            Exit::Template,
+            anyhow!("role {role}: membership `zookeeper` needs the integer var `{name}`"),
+        )),
+    };
+    let (quorum_port, election_port) = (port("quorum_port")?, port("election_port")?);
+    let bootstrap_size = match inputs.role.vars.get("bootstrap_size") {
+        Some(Var::Int(0)) => set_size,
+        Some(Var::Int(n)) => u32::try_from(*n).map_err(|_| {
+            Failure::new(
+                Exit::Usage,
+                anyhow!("var `bootstrap_size` must be 0 or more"),
+            )
+        })?,
+        _ => crate::fail!(
+            Exit::Template,
+            "role {role}: membership `zookeeper` needs the integer var `bootstrap_size`"
+        ),
+    };
+    let file = match inputs.role.vars.get("super_password_file") {
+        Some(Var::Str(f)) if !f.is_empty() => f.clone(),
+        _ => crate::fail!(
+            Exit::Usage,
+            "membership `zookeeper` needs --set super_password_file=FILE: a file (from a \
+             Secret) with the password of ZooKeeper's `super` user, which rolecall \
+             authenticates as to reconfigure the ensemble and whose digest the servers get"
+        ),
+    };
+    let password = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read the super user's password from {file}"))
+        .or_exit(Exit::Usage)?
+        .trim_end_matches(['\n', '\r'])
+        .to_string();
+    if password.is_empty() {
+        crate::fail!(
+            Exit::Usage,
+            "{file} is empty: the super user needs a password"
+        );
+    }
+    Ok(ZkPod {
+        cluster,
+        set_size,
+        index,
+        client_port: cluster.model.role().spec.port.unwrap_or(2181),
+        quorum_port,
+        election_port,
+        bootstrap_size,
+        password,
+        timeout,
+        quiet,
+    })
+}
+
 /// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this pod.
 pub fn leave(args: &LeaveArgs) -> Result<()> {
     let timeout = parse_duration(&args.timeout)
         .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
         .or_exit(Exit::Usage)?;
     let inputs = Inputs::new(&args.pod, &args.role, args.quiet)?;
-    let Some(Membership::Etcd) = inputs.role.role.spec.membership else {
+    let Some(membership) = inputs.role.role.spec.membership else {
         crate::fail!(
             Exit::Usage,
-            "role {} has no membership actions to leave (built-in: etcd)",
+            "role {} has no membership actions to leave (built-in: etcd, zookeeper)",
             inputs.role.role.name
         );
     };
@@ -333,8 +451,16 @@ pub fn leave(args: &LeaveArgs) -> Result<()> {
         .model(&id.set)?
         .cluster(known)
         .or_exit(Exit::Template)?;
-    let pod = etcd_pod(&inputs, &cluster, id.index, set_size, timeout, args.quiet)?;
-    member::leave_etcd(&pod).or_exit(Exit::Membership)?;
+    match membership {
+        Membership::Etcd => {
+            let pod = etcd_pod(&inputs, &cluster, id.index, set_size, timeout, args.quiet)?;
+            member::leave_etcd(&pod).or_exit(Exit::Membership)?;
+        }
+        Membership::Zookeeper => {
+            let pod = zk_pod(&inputs, &cluster, id.index, set_size, timeout, args.quiet)?;
+            zookeeper::leave_zookeeper(&pod).or_exit(Exit::Membership)?;
+        }
+    }
     Ok(())
 }
 

@@ -9,7 +9,6 @@ use anyhow::{Context as _, anyhow, bail};
 use tera::{Context, Kwargs, State, Tera, Value};
 
 use crate::configdir::Keys;
-use crate::member::Joined;
 use crate::model::{Cluster, View};
 use crate::names::check_file_name;
 use crate::output;
@@ -142,7 +141,7 @@ impl Templates {
         &self,
         files: impl IntoIterator<Item = &'a FileSpec>,
         view: &View,
-        membership: Option<&Joined>,
+        membership: Option<&serde_json::Value>,
     ) -> anyhow::Result<Vec<Rendered>> {
         let mut context = Context::from_serialize(view)
             .map_err(|e| anyhow!("{e}"))
@@ -260,7 +259,7 @@ pub fn render_pod(
     cluster: &Cluster,
     index: u32,
     mode: u32,
-    membership: Option<&Joined>,
+    membership: Option<&serde_json::Value>,
 ) -> anyhow::Result<Vec<OutFile>> {
     let me = &cluster.members[index as usize];
     // Every file of the role, not only this pod's: a missing leader template is a mistake to

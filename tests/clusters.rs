@@ -943,3 +943,568 @@ mod etcd_day2 {
         ctl.pods.down();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Day 2 for ZooKeeper: 3 -> 5 -> 3 and a lost volume, each done as the StatefulSet controller
+// does it, with Debian's ZooKeeper 3.8, a writer recording acknowledged creates (kazoo, a client
+// independent of rolecall's), and every server's mode polled throughout: never two leaders.
+
+mod zookeeper_day2 {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use crate::sim::controller::{App, Controller, Policy, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+
+    /// The pods' data volume, the role's data_dir: zoo.cfg, myid and the dynamic config files
+    /// live there, beside ZooKeeper's version-2.
+    const VOLUME: &str = "/var/lib/zookeeper";
+    const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/zookeeper.py");
+    const CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:\
+                             /usr/share/java/log4j-1.2.jar";
+
+    /// The answer of a four-letter command, or None when the server does not answer.
+    fn four_letters(address: &str, command: &str) -> Option<String> {
+        let addr: SocketAddr = format!("{address}:2181").parse().ok()?;
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(command.as_bytes()).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    }
+
+    /// `leader`, `follower`, `observer` from srvr; None when the server does not serve.
+    fn mode(address: &str) -> Option<String> {
+        let srvr = four_letters(address, "srvr")?;
+        srvr.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// The containers of a ZooKeeper pod: rolecall as the init container (with --data-dir, so
+    /// it makes the membership calls), ZooKeeper's JVM as the main container, `rolecall leave`
+    /// as its preStop hook.
+    struct Zk {
+        /// A file in every pod with the super user's password (a Secret's file, in a cluster).
+        password_file: String,
+        log4j: String,
+    }
+
+    impl App for Zk {
+        fn init(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+        ) -> Result<(), String> {
+            let rolecall = pods.rolecall();
+            let password = format!("super_password_file={}", self.password_file);
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "render",
+                    "--role",
+                    "zookeeper",
+                    "--out",
+                    VOLUME,
+                    "--data-dir",
+                    VOLUME,
+                    "--set",
+                    &password,
+                    "--set",
+                    "bootstrap_size=3",
+                    "--timeout",
+                    "90s",
+                ],
+                Duration::from_secs(120),
+            );
+            report(&format!(
+                "  init {}: {}",
+                pods.hostname(ordinal),
+                run.stderr.trim().replace('\n', "\n    ")
+            ));
+            run.ok().map(drop)
+        }
+
+        fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]) {
+            let config = format!("{VOLUME}/zoo.cfg");
+            let log4j = format!("-Dlog4j.configuration=file:{}", self.log4j);
+            pods.start_with_env(
+                ordinal,
+                env,
+                &[
+                    "java",
+                    "-Xmx192m",
+                    "-XX:+UseSerialGC",
+                    &log4j,
+                    "-cp",
+                    CLASSPATH,
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    &config,
+                ],
+            );
+        }
+
+        fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool {
+            mode(&pods.address(ordinal))
+                .is_some_and(|m| ["leader", "follower", "observer"].contains(&m.as_str()))
+        }
+
+        fn pre_stop(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+            spec_replicas: u32,
+        ) -> Result<(), String> {
+            let replicas = spec_replicas.to_string();
+            let rolecall = pods.rolecall();
+            let password = format!("super_password_file={}", self.password_file);
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "leave",
+                    "--role",
+                    "zookeeper",
+                    "--replicas",
+                    &replicas,
+                    "--set",
+                    &password,
+                    "--timeout",
+                    "20s",
+                ],
+                Duration::from_secs(30),
+            );
+            report(&format!(
+                "  preStop {}: {}",
+                pods.hostname(ordinal),
+                run.stderr.trim().replace('\n', "\n    ")
+            ));
+            run.ok().map(drop)
+        }
+    }
+
+    /// Rounds of the poll with more than one leader: when, and which ordinals.
+    type Doubles = Arc<Mutex<Vec<(Instant, Vec<u32>)>>>;
+
+    /// Polls every pod's server (all at once, every 100 ms) and keeps each round's leaders.
+    struct Modes {
+        stop: Arc<AtomicBool>,
+        doubles: Doubles,
+        rounds: Arc<Mutex<u64>>,
+        handle: Option<JoinHandle<()>>,
+    }
+
+    impl Modes {
+        fn start(addresses: Vec<(u32, String)>) -> Modes {
+            let stop = Arc::new(AtomicBool::new(false));
+            let doubles = Arc::new(Mutex::new(Vec::new()));
+            let rounds = Arc::new(Mutex::new(0));
+            let handle = {
+                let (stop, doubles, rounds) = (stop.clone(), doubles.clone(), rounds.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let leaders: Vec<u32> = std::thread::scope(|s| {
+                            let polls: Vec<_> = addresses
+                                .iter()
+                                .map(|(o, a)| s.spawn(move || (*o, mode(a))))
+                                .collect();
+                            polls
+                                .into_iter()
+                                .filter_map(|p| p.join().ok())
+                                .filter(|(_, m)| m.as_deref() == Some("leader"))
+                                .map(|(o, _)| o)
+                                .collect()
+                        });
+                        *rounds.lock().unwrap() += 1;
+                        if leaders.len() > 1 {
+                            doubles.lock().unwrap().push((Instant::now(), leaders));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            };
+            Modes {
+                stop,
+                doubles,
+                rounds,
+                handle: Some(handle),
+            }
+        }
+
+        fn doubles_since(&self, from: Instant) -> Vec<(Instant, Vec<u32>)> {
+            self.doubles
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(t, _)| *t >= from)
+                .cloned()
+                .collect()
+        }
+
+        fn rounds(&self) -> u64 {
+            *self.rounds.lock().unwrap()
+        }
+
+        fn finish(mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = self.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// The kazoo writer: creates sequential znodes through any serving server and records each
+    /// acknowledged create.
+    struct Writer {
+        child: Child,
+        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        reader: Option<JoinHandle<()>>,
+    }
+
+    impl Writer {
+        fn start(hosts: &str) -> Writer {
+            let mut child = Command::new("python3")
+                .args([HELPER, "write", hosts])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 tests/sim/zookeeper.py write");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let acked = Arc::new(Mutex::new(Vec::new()));
+            let reader = {
+                let acked = acked.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                        if let Some(key) = line.strip_prefix("ack ").and_then(|k| k.parse().ok()) {
+                            acked.lock().unwrap().push((key, Instant::now()));
+                        }
+                    }
+                })
+            };
+            Writer {
+                child,
+                acked,
+                reader: Some(reader),
+            }
+        }
+
+        fn acked(&self) -> Vec<(u64, Instant)> {
+            self.acked.lock().unwrap().clone()
+        }
+
+        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+            let mut times: Vec<Instant> = self
+                .acked()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| (from..=to).contains(t))
+                .collect();
+            times.insert(0, from);
+            times.push(to);
+            times
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default()
+        }
+
+        fn finish(mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            if let Some(reader) = self.reader.take() {
+                let _ = reader.join();
+            }
+        }
+    }
+
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn helper(args: &[&str]) -> Result<String, String> {
+        let out = Command::new("python3")
+            .arg(HELPER)
+            .args(args)
+            .output()
+            .map_err(|e| format!("python3 {HELPER}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "zookeeper.py {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// After a step: the ensemble's configuration lists exactly the set's pods, as voters, with
+    /// ids ordinal + 1; each of them serves, exactly one leads; each has every acknowledged
+    /// create (read from that server after a sync).
+    fn check(ctl: &Controller, writer: &Writer) -> Result<(), String> {
+        let pods = &ctl.pods;
+        let want: BTreeSet<String> = ctl
+            .ordinals()
+            .map(|o| format!("server.{}={}:2888:3888:participant", o + 1, pods.fqdn(o)))
+            .collect();
+        for o in ctl.ordinals() {
+            let config = helper(&["config", &format!("{}:2181", pods.address(o))])?;
+            let servers: BTreeSet<String> = config
+                .lines()
+                .filter(|l| l.starts_with("server."))
+                .map(|l| l.split(';').next().unwrap_or_default().to_string())
+                .collect();
+            if servers != want {
+                return Err(format!(
+                    "{} has the configuration {servers:?}; the set is {want:?}",
+                    pods.hostname(o)
+                ));
+            }
+        }
+        let modes: BTreeMap<u32, Option<String>> = ctl
+            .ordinals()
+            .map(|o| (o, mode(&pods.address(o))))
+            .collect();
+        let leaders = modes
+            .values()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
+        if leaders != 1
+            || modes
+                .values()
+                .any(|m| !matches!(m.as_deref(), Some("leader" | "follower")))
+        {
+            return Err(format!("modes {modes:?}"));
+        }
+        let hosts: Vec<String> = ctl
+            .ordinals()
+            .map(|o| format!("{}:2181", pods.address(o)))
+            .collect();
+        let host_args: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let acked: BTreeSet<String> = writer
+            .acked()
+            .into_iter()
+            .map(|(k, _)| format!("k{k:08}"))
+            .collect();
+        let mut args = vec!["read"];
+        args.extend(&host_args);
+        let read = helper(&args)?;
+        for (o, host) in ctl.ordinals().zip(&hosts) {
+            let have: BTreeSet<&str> = read
+                .lines()
+                .filter_map(|l| l.strip_prefix(host.as_str()))
+                .map(str::trim)
+                .collect();
+            let lost: Vec<&String> = acked
+                .iter()
+                .filter(|k| !have.contains(k.as_str()))
+                .take(5)
+                .collect();
+            if !lost.is_empty() {
+                return Err(format!(
+                    "{} lacks acknowledged creates, e.g. {lost:?} ({} of {})",
+                    pods.hostname(o),
+                    acked.len() - have.len().min(acked.len()),
+                    acked.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
+        Template {
+            revision,
+            env: vec![
+                ("POD_NAMESPACE".into(), namespace.into()),
+                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
+            ],
+        }
+    }
+
+    /// One step: what it did, how long it took, the longest pause in acknowledged writes, the
+    /// leader polls. Two leaders in one poll round fail the step, except the one ZooKeeper
+    /// itself makes when a reconfig removes the leader: the removed server commits nothing
+    /// more (`allowedToCommit=false`) and keeps saying `leader` until it notices its followers
+    /// left, within syncLimit ticks; `leaving` are the ordinals this step removes.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        name: &str,
+        ctl: &mut Controller,
+        writer: &Writer,
+        modes: &Modes,
+        leaving: &[u32],
+        rows: &mut Vec<String>,
+        action: impl FnOnce(&mut Controller) -> Result<(), String>,
+    ) {
+        report(&format!("step: {name}"));
+        let started = Instant::now();
+        let rounds = modes.rounds();
+        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
+        wait_for(
+            &format!("{name}: the ensemble checks out"),
+            Duration::from_secs(90),
+            || check(ctl, writer),
+        );
+        let took = started.elapsed();
+        let gap = writer.longest_gap(started, Instant::now());
+        let doubles = modes.doubles_since(started);
+        let (handoffs, split): (Vec<_>, Vec<_>) = doubles.iter().partition(|(_, leaders)| {
+            leaders.len() == 2 && leaders.iter().any(|o| leaving.contains(o))
+        });
+        assert!(
+            split.is_empty(),
+            "{name}: two leaders at once, neither being removed: {:?}",
+            split.iter().map(|(_, l)| l).collect::<Vec<_>>()
+        );
+        let handoff = match (handoffs.first(), handoffs.last()) {
+            (Some(first), Some(last)) => last.0 - first.0 + Duration::from_millis(100),
+            _ => Duration::ZERO,
+        };
+        assert!(
+            handoff < Duration::from_secs(10),
+            "{name}: a removed leader kept saying `leader` for {handoff:?}, longer than \
+             syncLimit x tickTime"
+        );
+        let polled = modes.rounds() - rounds;
+        let row = format!(
+            "| {name} | {} | {} | {polled} rounds, {} with the removed leader still stepping down ({}) |",
+            secs(took),
+            secs(gap),
+            handoffs.len(),
+            secs(handoff)
+        );
+        report(&row);
+        rows.push(row);
+    }
+
+    #[test]
+    fn zookeeper_scales_both_ways_and_replaces_a_server_with_one_leader_throughout() {
+        if !can_run("ZooKeeper day 2", &["java", "python3"]) {
+            return;
+        }
+        let kazoo = Command::new("python3")
+            .args(["-c", "import kazoo"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !kazoo
+            && !crate::common::skip(
+                "ZooKeeper day 2",
+                "needs kazoo for python3 (.ci/run installs it into /opt/rolecall-ci)",
+            )
+        {
+            return;
+        }
+        if crate::common::find_program("/usr/share/java/zookeeper.jar").is_none()
+            && !crate::common::skip("ZooKeeper day 2", "needs the Debian package zookeeper")
+        {
+            return;
+        }
+        let wall = Instant::now();
+        let namespace = "coord";
+        let mut set = StatefulSet::new("ens", 5);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        // The Secret and the logging setup, where every pod sees them.
+        let shared = pods.pod_dir(0).parent().unwrap().to_path_buf();
+        let password_file = shared.join("zk-super-password");
+        std::fs::write(&password_file, "s3cret: with spaces\n").unwrap();
+        let log4j = shared.join("log4j.properties");
+        std::fs::write(
+            &log4j,
+            "log4j.rootLogger=INFO, CONSOLE\n\
+             log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+             log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.CONSOLE.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n",
+        )
+        .unwrap();
+        let addresses: Vec<(u32, String)> = (0..5).map(|o| (o, pods.address(o))).collect();
+        let hosts: Vec<String> = addresses.iter().map(|(_, a)| format!("{a}:2181")).collect();
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        ctl.ready_timeout = Duration::from_secs(120);
+        let mut app = Zk {
+            password_file: password_file.display().to_string(),
+            log4j: log4j.display().to_string(),
+        };
+        let mut rows = vec![
+            "| step | time | longest gap between acknowledged writes | leader polls |".to_string(),
+            "| --- | ---: | ---: | --- |".to_string(),
+        ];
+        let modes = Modes::start(addresses);
+        let writer = Writer::start(&hosts.join(","));
+
+        step(
+            "bootstrap 3",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 3, template(1, 3, namespace)),
+        );
+        step(
+            "scale 3 -> 5 (add 3, 4; roll 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 5, template(2, 5, namespace)),
+        );
+        step(
+            "scale 5 -> 3 (remove 4, 3; roll 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[3, 4],
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 3, template(3, 3, namespace)),
+        );
+        step(
+            "replace ens-1 (volume lost)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut rows,
+            |ctl| {
+                ctl.delete(&mut app, 1)?;
+                let data = ctl.pods.volume(1, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.create(&mut app, 1)?;
+                ctl.wait_ready(&mut app, 1).map(drop)
+            },
+        );
+        let total = writer.acked().len();
+        writer.finish();
+        modes.finish();
+        report(&format!(
+            "{total} acknowledged creates, every one read back from every server; wall time {}",
+            secs(wall.elapsed())
+        ));
+        for row in &rows {
+            report(row);
+        }
+        ctl.pods.down();
+    }
+}

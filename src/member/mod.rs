@@ -1,11 +1,14 @@
 //! Membership actions on day 2, for roles whose cluster does not take a new pod by itself
-//! (role.toml `membership = "etcd"`). Before a render, with `--data-dir`: make this pod a member
+//! (role.toml `membership = "etcd"`; `"zookeeper"` is in [`zookeeper`]). Before a render, with `--data-dir`: make this pod a member
 //! of the running cluster (join on scale-up, replace a member whose volume was lost, set aside
 //! the data of a member the cluster no longer has), or bootstrap when no member answers. Before
 //! a pod goes (`rolecall leave`, a preStop hook): leave the cluster when the set no longer
 //! includes this pod. Every call is bounded; every decision is said in one line.
 
 pub mod etcd;
+pub mod zk_client;
+pub mod zk_config;
+pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -142,7 +145,7 @@ fn find(endpoints: &[Endpoint]) -> Option<Found> {
 }
 
 /// Retries `call` while etcd says "not now" (or the member does not answer), until `deadline`.
-fn retry<T>(
+pub(crate) fn retry<T>(
     what: &str,
     deadline: Instant,
     mut call: impl FnMut() -> Result<T, CallError>,

@@ -1508,3 +1508,628 @@ mod zookeeper_day2 {
         ctl.pods.down();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Day 2 for Redis Cluster: 6 -> 8 -> 6 by whole shards and a lost volume, each done as the
+// StatefulSet controller does it, with Debian's Redis 7.0, the role's scripts in the Redis
+// container (create-cluster.sh, join-cluster.sh) and its preStop (leave-cluster.sh), and a
+// writer setting keys spread over all 16384 slots through the cluster's redirections.
+
+mod redis_cluster_day2 {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use crate::sim::controller::{App, Controller, Policy, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+
+    const VOLUME: &str = "/var/lib/redis";
+    const SLOTS: u16 = 16384;
+
+    /// Redis Cluster's key slot: CRC16 (XMODEM) of the key, or of its `{hash tag}`, mod 16384.
+    fn slot(key: &str) -> u16 {
+        let bytes = key.as_bytes();
+        let tagged = key.find('{').and_then(|open| {
+            let close = key[open + 1..].find('}')? + open + 1;
+            (close > open + 1).then(|| &bytes[open + 1..close])
+        });
+        let mut crc: u16 = 0;
+        for &b in tagged.unwrap_or(bytes) {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % SLOTS
+    }
+
+    /// For each slot, a hash tag that lands in it: key N goes to slot N * 7919 mod 16384, so
+    /// consecutive keys visit every slot.
+    fn tags() -> Vec<String> {
+        let mut tags = vec![String::new(); SLOTS as usize];
+        let mut missing = SLOTS as usize;
+        let mut n = 0u64;
+        while missing > 0 {
+            let tag = format!("t{n}");
+            let s = slot(&tag) as usize;
+            if tags[s].is_empty() {
+                tags[s] = tag;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        tags
+    }
+
+    fn key(tags: &[String], n: u64) -> String {
+        let s = (n * 7919 % u64::from(SLOTS)) as usize;
+        format!("{{{}}}:{n}", tags[s])
+    }
+
+    /// A RESP reply.
+    #[derive(Debug, PartialEq)]
+    enum Reply {
+        Status(String),
+        Error(String),
+        Int(i64),
+        Bulk(Option<String>),
+        Array(Vec<Reply>),
+    }
+
+    /// One connection to one node.
+    struct Conn {
+        reader: BufReader<TcpStream>,
+    }
+
+    impl Conn {
+        fn open(address: &str) -> Result<Conn, String> {
+            let addr: SocketAddr = format!("{address}:6379")
+                .parse()
+                .map_err(|e| format!("{address}: {e}"))?;
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .map_err(|e| format!("{address}: {e}"))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            Ok(Conn {
+                reader: BufReader::new(stream),
+            })
+        }
+
+        fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
+            let mut out = format!("*{}\r\n", args.len());
+            for a in args {
+                out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+            }
+            self.reader
+                .get_mut()
+                .write_all(out.as_bytes())
+                .map_err(|e| e.to_string())?;
+            self.read()
+        }
+
+        fn read(&mut self) -> Result<Reply, String> {
+            let mut line = String::new();
+            self.reader
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            let line = line.trim_end_matches(['\r', '\n']);
+            let (kind, rest) = line.split_at_checked(1).ok_or("connection closed")?;
+            match kind {
+                "+" => Ok(Reply::Status(rest.into())),
+                "-" => Ok(Reply::Error(rest.into())),
+                ":" => rest.parse().map(Reply::Int).map_err(|e| e.to_string()),
+                "$" => {
+                    let len: i64 = rest.parse().map_err(|_| format!("bad bulk {rest}"))?;
+                    if len < 0 {
+                        return Ok(Reply::Bulk(None));
+                    }
+                    let mut buf = vec![0u8; len as usize + 2];
+                    std::io::Read::read_exact(&mut self.reader, &mut buf)
+                        .map_err(|e| e.to_string())?;
+                    buf.truncate(len as usize);
+                    Ok(Reply::Bulk(Some(String::from_utf8_lossy(&buf).into())))
+                }
+                "*" => {
+                    let len: i64 = rest.parse().map_err(|_| format!("bad array {rest}"))?;
+                    (0..len.max(0))
+                        .map(|_| self.read())
+                        .collect::<Result<_, _>>()
+                        .map(Reply::Array)
+                }
+                _ => Err(format!("not RESP: {line}")),
+            }
+        }
+    }
+
+    /// A command to one node; its text (status or bulk), or an error.
+    fn command(address: &str, args: &[&str]) -> Result<String, String> {
+        match Conn::open(address)?.call(args)? {
+            Reply::Status(s) | Reply::Bulk(Some(s)) => Ok(s),
+            other => Err(format!("{args:?} on {address}: {other:?}")),
+        }
+    }
+
+    /// A client of the whole cluster, from this machine: follows MOVED and ASK, whose
+    /// announced hostnames it maps to the pods' addresses.
+    struct ClusterClient {
+        addresses: BTreeMap<String, String>,
+        route: HashMap<u16, String>,
+        conns: HashMap<String, Conn>,
+        next: usize,
+    }
+
+    impl ClusterClient {
+        fn new(pods: &Pods, ordinals: std::ops::Range<u32>) -> ClusterClient {
+            ClusterClient {
+                addresses: ordinals
+                    .map(|o| (pods.hostname(o), pods.address(o)))
+                    .collect(),
+                route: HashMap::new(),
+                conns: HashMap::new(),
+                next: 0,
+            }
+        }
+
+        fn address_of(&self, target: &str) -> Option<String> {
+            let host = target.rsplit_once(':')?.0;
+            self.addresses
+                .get(host.split('.').next()?)
+                .cloned()
+                .or_else(|| Some(host.to_string()))
+        }
+
+        /// Runs a one-key command until a node answers it, at most `attempts` times.
+        fn call(&mut self, key: &str, args: &[&str], attempts: u32) -> Result<Reply, String> {
+            let s = slot(key);
+            let mut asking: Option<String> = None;
+            let mut last = String::new();
+            for _ in 0..attempts {
+                let address = match (&asking, self.route.get(&s)) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(a)) => a.clone(),
+                    (None, None) => {
+                        self.next += 1;
+                        let all: Vec<&String> = self.addresses.values().collect();
+                        all[self.next % all.len()].clone()
+                    }
+                };
+                if !self.conns.contains_key(&address) {
+                    match Conn::open(&address) {
+                        Ok(c) => {
+                            self.conns.insert(address.clone(), c);
+                        }
+                        Err(e) => {
+                            last = e;
+                            self.route.remove(&s);
+                            asking = None;
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                    }
+                }
+                let conn = self.conns.get_mut(&address).expect("just opened");
+                if asking.is_some() {
+                    let _ = conn.call(&["ASKING"]);
+                }
+                let reply = conn.call(args);
+                asking = None;
+                match reply {
+                    Err(e) => {
+                        last = e;
+                        self.conns.remove(&address);
+                        self.route.remove(&s);
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Ok(Reply::Error(e)) => {
+                        let mut words = e.split_whitespace();
+                        match (words.next(), words.nth(1)) {
+                            (Some("MOVED"), Some(target)) => {
+                                if let Some(a) = self.address_of(target) {
+                                    self.route.insert(s, a);
+                                }
+                            }
+                            (Some("ASK"), Some(target)) => asking = self.address_of(target),
+                            _ => {
+                                // TRYAGAIN, CLUSTERDOWN, LOADING, READONLY: not now.
+                                self.route.remove(&s);
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                        }
+                        last = e;
+                    }
+                    Ok(reply) => {
+                        self.route.insert(s, address);
+                        return Ok(reply);
+                    }
+                }
+            }
+            Err(format!("{args:?}: no answer after {attempts} attempts; last: {last}"))
+        }
+    }
+
+    /// The containers of a Redis Cluster pod: rolecall as the init container, redis-server as
+    /// the main container with the role's scripts in its background, ready.sh as the readiness
+    /// probe, leave-cluster.sh as the preStop hook.
+    struct Redis;
+
+    impl App for Redis {
+        fn init(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+        ) -> Result<(), String> {
+            let out = pods.config_dir(ordinal).display().to_string();
+            let rolecall = pods.rolecall();
+            let data_dir = format!("data_dir={VOLUME}");
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "render",
+                    "--role",
+                    "redis-cluster",
+                    "--out",
+                    &out,
+                    "--set",
+                    &data_dir,
+                ],
+                Duration::from_secs(30),
+            );
+            run.ok().map(drop)
+        }
+
+        fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]) {
+            // As the example's container command: the scripts in the background, the server in
+            // front.
+            let config = pods.config_dir(ordinal).display().to_string();
+            let script = format!(
+                "c={config}; $c/join-cluster.sh before-start; \
+                 if [ -x $c/create-cluster.sh ]; then $c/create-cluster.sh & fi; \
+                 $c/join-cluster.sh & exec redis-server $c/redis.conf"
+            );
+            pods.start_with_env(ordinal, env, &["sh", "-c", &script]);
+        }
+
+        /// The role's readiness probe, ready.sh: a member serving slots or replicating.
+        fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool {
+            let probe = pods.config_dir(ordinal).join("ready.sh");
+            pods.exec(
+                ordinal,
+                &pods.pod_env(),
+                &[probe.to_str().unwrap()],
+                Duration::from_secs(20),
+            )
+            .status
+            .success()
+        }
+
+        fn pre_stop(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+            spec_replicas: u32,
+        ) -> Result<(), String> {
+            let script = pods.config_dir(ordinal).join("leave-cluster.sh");
+            let replicas = spec_replicas.to_string();
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[script.to_str().unwrap(), &replicas],
+                Duration::from_secs(150),
+            );
+            report(&format!(
+                "  preStop {}: {}",
+                pods.hostname(ordinal),
+                run.stderr
+                    .lines()
+                    .filter_map(|l| l.find("leave-cluster:").map(|i| &l[i..]))
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            ));
+            run.ok().map(drop)
+        }
+    }
+
+    /// Sets key N to N through the cluster, and records each acknowledged SET.
+    struct Writer {
+        stop: Arc<AtomicBool>,
+        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        handle: Option<JoinHandle<()>>,
+    }
+
+    impl Writer {
+        fn start(mut client: ClusterClient, tags: Arc<Vec<String>>) -> Writer {
+            let stop = Arc::new(AtomicBool::new(false));
+            let acked = Arc::new(Mutex::new(Vec::new()));
+            let handle = {
+                let (stop, acked) = (stop.clone(), acked.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let k = key(&tags, n);
+                        let value = n.to_string();
+                        if let Ok(Reply::Status(ok)) = client.call(&k, &["SET", &k, &value], 5)
+                            && ok == "OK"
+                        {
+                            acked.lock().unwrap().push((n, Instant::now()));
+                            n += 1;
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                })
+            };
+            Writer {
+                stop,
+                acked,
+                handle: Some(handle),
+            }
+        }
+
+        fn acked(&self) -> Vec<(u64, Instant)> {
+            self.acked.lock().unwrap().clone()
+        }
+
+        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+            let mut times: Vec<Instant> = self
+                .acked()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| (from..=to).contains(t))
+                .collect();
+            times.insert(0, from);
+            times.push(to);
+            times
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default()
+        }
+
+        fn finish(mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = self.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// One line of CLUSTER NODES: id, announced hostname, flags, master id, slot ranges.
+    fn parse_nodes(text: &str) -> Vec<(String, String, String, String, usize)> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let host = f[1].split(',').nth(1).unwrap_or_default().to_string();
+                (
+                    f[0].to_string(),
+                    host,
+                    f[2].to_string(),
+                    f[3].to_string(),
+                    f.len().saturating_sub(8),
+                )
+            })
+            .collect()
+    }
+
+    /// After a step: every node of the set sees exactly the set's pods as healthy nodes, half
+    /// of them masters with one replica each, all 16384 slots served; every acknowledged key
+    /// reads back with its value.
+    fn check(ctl: &Controller, writer: &Writer, tags: &[String]) -> Result<(), String> {
+        let pods = &ctl.pods;
+        let want: BTreeSet<String> = ctl.ordinals().map(|o| pods.fqdn(o)).collect();
+        for o in ctl.ordinals() {
+            let address = pods.address(o);
+            let info = command(&address, &["CLUSTER", "INFO"])?;
+            for line in [
+                "cluster_state:ok",
+                "cluster_slots_assigned:16384",
+                "cluster_slots_ok:16384",
+            ] {
+                if !info.lines().any(|l| l.trim() == line) {
+                    return Err(format!("{}: no {line} in CLUSTER INFO", pods.hostname(o)));
+                }
+            }
+            let nodes = parse_nodes(&command(&address, &["CLUSTER", "NODES"])?);
+            let hosts: BTreeSet<String> = nodes.iter().map(|n| n.1.clone()).collect();
+            if hosts != want || nodes.len() != want.len() {
+                return Err(format!(
+                    "{} knows the nodes {hosts:?} ({}); the set is {want:?}",
+                    pods.hostname(o),
+                    nodes.len()
+                ));
+            }
+            if let Some(bad) = nodes
+                .iter()
+                .find(|n| n.2.contains("fail") || n.2.contains("handshake"))
+            {
+                return Err(format!("{}: node {bad:?}", pods.hostname(o)));
+            }
+            let masters: Vec<&String> = nodes
+                .iter()
+                .filter(|n| n.2.contains("master"))
+                .map(|n| &n.0)
+                .collect();
+            let replicas_of = |id: &String| nodes.iter().filter(|n| &n.3 == id).count();
+            if masters.len() != want.len() / 2
+                || masters.iter().any(|m| replicas_of(m) != 1)
+                || nodes
+                    .iter()
+                    .any(|n| n.2.contains("master") && n.4 == 0)
+            {
+                return Err(format!(
+                    "{}: not {} masters with slots and one replica each: {nodes:?}",
+                    pods.hostname(o),
+                    want.len() / 2
+                ));
+            }
+        }
+        let mut client = ClusterClient::new(pods, ctl.ordinals());
+        for (n, _) in writer.acked() {
+            let k = key(tags, n);
+            match client.call(&k, &["GET", &k], 20)? {
+                Reply::Bulk(Some(v)) if v == n.to_string() => {}
+                other => return Err(format!("GET {k}: {other:?}, acknowledged as {n}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
+        Template {
+            revision,
+            env: vec![
+                ("POD_NAMESPACE".into(), namespace.into()),
+                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
+            ],
+        }
+    }
+
+    fn step(
+        name: &str,
+        ctl: &mut Controller,
+        writer: &Writer,
+        tags: &[String],
+        rows: &mut Vec<String>,
+        action: impl FnOnce(&mut Controller) -> Result<(), String>,
+    ) {
+        report(&format!("step: {name}"));
+        let started = Instant::now();
+        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
+        wait_for(
+            &format!("{name}: the cluster checks out"),
+            Duration::from_secs(180),
+            || check(ctl, writer, tags),
+        );
+        let took = started.elapsed();
+        let gap = writer.longest_gap(started, Instant::now());
+        let row = format!("| {name} | {} | {} |", secs(took), secs(gap));
+        report(&row);
+        rows.push(row);
+    }
+
+    /// What the role's scripts said in the pod's log.
+    fn script_lines(pods: &Pods, ordinal: u32) -> Vec<String> {
+        pods.log(ordinal)
+            .lines()
+            .filter_map(|l| {
+                let at = l.find("join-cluster:").or_else(|| l.find("create-cluster:"))?;
+                Some(l[at..].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn redis_cluster_scales_by_whole_shards_and_replaces_a_node_without_losing_a_write() {
+        if !can_run(
+            "Redis Cluster day 2",
+            &["redis-server", "redis-cli", "timeout", "awk"],
+        ) {
+            return;
+        }
+        let wall = Instant::now();
+        let namespace = "cache";
+        let mut set = StatefulSet::new("rc", 8);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        let tags = Arc::new(tags());
+        let client = ClusterClient::new(&pods, 0..8);
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 6, namespace));
+        // terminationGracePeriodSeconds above leave_timeout (120 s).
+        ctl.grace = Duration::from_secs(150);
+        let mut app = Redis;
+        let mut rows = vec![
+            "| step | time | longest gap between acknowledged writes |".to_string(),
+            "| --- | ---: | ---: |".to_string(),
+        ];
+        let writer = Writer::start(client, tags.clone());
+
+        step("create 6 (3 shards)", &mut ctl, &writer, &tags, &mut rows, |ctl| {
+            ctl.scale(&mut app, 6, template(1, 6, namespace))
+        });
+        step(
+            "scale 6 -> 8 (shard of 6, 7; rebalance; roll 5..0)",
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 8, template(2, 8, namespace)),
+        );
+        for o in [6, 7] {
+            report(&format!("  {}: {:?}", ctl.pods.hostname(o), script_lines(&ctl.pods, o)));
+        }
+        step(
+            "scale 8 -> 6 (7 leaves, 6 moves its slots and leaves; roll 5..0)",
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 6, template(3, 6, namespace)),
+        );
+        // The node to lose: a master, so that its replica must take over first.
+        let nodes = parse_nodes(&command(&ctl.pods.address(0), &["CLUSTER", "NODES"]).unwrap());
+        let lost = ctl
+            .ordinals()
+            .find(|&o| {
+                nodes
+                    .iter()
+                    .any(|n| n.1 == ctl.pods.fqdn(o) && n.2.contains("master"))
+            })
+            .expect("a master");
+        let old_id = nodes
+            .iter()
+            .find(|n| n.1 == ctl.pods.fqdn(lost))
+            .map(|n| n.0.clone())
+            .unwrap();
+        step(
+            &format!("replace rc-{lost}, a master (volume lost)"),
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| {
+                ctl.delete(&mut app, lost)?;
+                let data = ctl.pods.volume(lost, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.create(&mut app, lost)?;
+                ctl.wait_ready(&mut app, lost).map(drop)
+            },
+        );
+        report(&format!(
+            "  rc-{lost}: {:?}",
+            script_lines(&ctl.pods, lost)
+        ));
+        // A new node id took the old one's place; no node remembers the old id.
+        for o in ctl.ordinals() {
+            let nodes = command(&ctl.pods.address(o), &["CLUSTER", "NODES"]).unwrap();
+            assert!(
+                !nodes.contains(&old_id),
+                "rc-{o} still knows the lost node {old_id}:\n{nodes}"
+            );
+        }
+        let total = writer.acked().len();
+        writer.finish();
+        report(&format!(
+            "{total} acknowledged SETs over all slots, every one read back; wall time {}",
+            secs(wall.elapsed())
+        ));
+        for row in &rows {
+            report(row);
+        }
+        ctl.pods.down();
+    }
+}

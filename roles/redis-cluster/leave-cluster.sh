@@ -50,6 +50,21 @@ if [ "$size" -eq 0 ]; then
 fi
 if [ "$index" -lt "$size" ]; then
     say "the set of $size still includes {{ hostname }}: staying in the cluster"
+    # A restart: a master hands its slots to its replica first (CLUSTER FAILOVER, which waits
+    # until the replica has every write), so its slots pause for a handover, not for
+    # cluster-node-timeout and an election.
+    myid=$(cli 127.0.0.1 cluster myid)
+    replica=$(cli 127.0.0.1 cluster nodes | awk -v id="$myid" '$4 == id && $3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected" { split($2, a, ":"); print a[1]; exit }')
+    if [ -n "$replica" ] && cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /master/ && NF > 8 { f = 1 } END { exit !f }'; then
+        deadline=$(($(date +%s) + 20))
+        if [ "$(cli "$replica" cluster failover)" = OK ]; then
+            until cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /slave/ { f = 1 } END { exit !f }'; do
+                [ "$(date +%s)" -lt "$deadline" ] || break
+                sleep 0.2
+            done
+            say "handed this master's slots to its replica $replica"
+        fi
+    fi
     exit 0
 fi
 if [ $((size % shard)) -ne 0 ] || [ $((size / shard)) -lt 3 ]; then

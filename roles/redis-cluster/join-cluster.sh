@@ -28,7 +28,14 @@ index={{ index }}
 shard={{ shard }}
 shard_master={% for p in peers %}{% if p.index == first %}{{ p.fqdn }}{% endif %}{% endfor %}
 peers="{% for p in peers %}{% if not p.is_self %}{{ p.fqdn }} {% endif %}{% endfor %}"
-deadline=$(($(date +%s) + {{ vars.join_timeout }}))
+started=$(date +%s)
+case $started in
+'' | *[!0-9]*)
+    echo "${0##*/}: \`date +%s\` gives no time; cannot bound the waits" >&2
+    exit 1
+    ;;
+esac
+deadline=$((started + {{ vars.join_timeout }}))
 
 # A migration cut short (a node restarted under it) leaves its slot open: `--cluster fix`
 # finishes it. Nothing else is ever "fixed": coverage and disagreement settle by themselves.

@@ -16,7 +16,14 @@ me={{ fqdn }}
 index={{ index }}
 shard={{ shard }}
 size=${1:-}
-deadline=$(($(date +%s) + {{ vars.leave_timeout }}))
+started=$(date +%s)
+case $started in
+'' | *[!0-9]*)
+    echo "${0##*/}: \`date +%s\` gives no time; cannot bound the waits" >&2
+    exit 1
+    ;;
+esac
+deadline=$((started + {{ vars.leave_timeout }}))
 
 # A migration cut short (a node restarted under it) leaves its slot open: `--cluster fix`
 # finishes it. Nothing else is ever "fixed": coverage and disagreement settle by themselves.

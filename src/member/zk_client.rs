@@ -195,6 +195,13 @@ impl Session {
         Ok(session)
     }
 
+    /// Whether a server listens at `server` (host:port), serving or not.
+    pub fn listening(server: &str, connect: Duration) -> bool {
+        server.to_socket_addrs().is_ok_and(|mut addrs| {
+            addrs.any(|addr| TcpStream::connect_timeout(&addr, connect).is_ok())
+        })
+    }
+
     fn send(&mut self, payload: &[u8]) -> Result<(), CallError> {
         let mut packet = Vec::with_capacity(payload.len() + 4);
         packet.extend_from_slice(&(payload.len() as u32).to_be_bytes());

@@ -26,6 +26,8 @@ use crate::output::say;
 const CONNECT: Duration = Duration::from_millis(1000);
 /// How long one call may take; a reconfig waits for a quorum to commit it.
 const CALL: Duration = Duration::from_secs(10);
+/// How long a pod that may bootstrap waits for running servers to elect a leader and serve.
+const ELECTION_GRACE: Duration = Duration::from_secs(30);
 
 /// What the templates get as `membership`: the dynamic config file to name in zoo.cfg and the
 /// superuser digest the servers check reconfigs against.
@@ -196,10 +198,21 @@ pub fn prepare_zookeeper(pod: &ZkPod, data_dir: &Path) -> anyhow::Result<Dynamic
     let has_data = has_zookeeper_data(data_dir);
     let endpoints = pod.endpoints(false, local.as_ref());
     let may_bootstrap = pod.index < pod.bootstrap_size;
+    // A first boot bootstraps at once while no other server runs. One that runs but does not
+    // serve may be an ensemble electing a leader, which this pod must join rather than found
+    // a second one beside: it waits for it, up to ELECTION_GRACE (servers of a new ensemble
+    // whose other pods are still starting never serve alone).
+    let waiting_since = Instant::now();
     let found = loop {
+        let running = || endpoints.iter().any(|e| Session::listening(e, CONNECT));
         match pod.find(&endpoints) {
             Some((_, config)) => break Some(config),
-            None if local.is_some() || may_bootstrap => break None,
+            None if local.is_some() => break None,
+            None if may_bootstrap
+                && (waiting_since.elapsed() >= ELECTION_GRACE.min(pod.timeout) || !running()) =>
+            {
+                break None;
+            }
             None if Instant::now() >= deadline => bail!(
                 "no ZooKeeper server is serving clients within --timeout; {} (index {}) is \
                  beyond the bootstrap size {} and never starts an ensemble of its own: start \

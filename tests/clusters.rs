@@ -1022,6 +1022,8 @@ mod zookeeper_day2 {
                     &password,
                     "--set",
                     "bootstrap_size=3",
+                    "--set",
+                    "observers_from=4",
                     "--timeout",
                     "90s",
                 ],
@@ -1255,14 +1257,25 @@ mod zookeeper_day2 {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
-    /// After a step: the ensemble's configuration lists exactly the set's pods, as voters, with
-    /// ids ordinal + 1; each of them serves, exactly one leads; each has every acknowledged
-    /// create (read from that server after a sync).
+    /// The pods from this index on are observers (`--set observers_from=4`).
+    const OBSERVERS_FROM: u32 = 4;
+
+    /// After a step: the ensemble's configuration lists exactly the set's pods with ids
+    /// ordinal + 1, the first four as voters and ens-4 as an observer; each of them serves, as
+    /// its role says, and exactly one leads; each has every acknowledged create (read from that
+    /// server after a sync).
     fn check(ctl: &Controller, writer: &Writer) -> Result<(), String> {
         let pods = &ctl.pods;
+        let role = |o: u32| {
+            if o >= OBSERVERS_FROM {
+                "observer"
+            } else {
+                "participant"
+            }
+        };
         let want: BTreeSet<String> = ctl
             .ordinals()
-            .map(|o| format!("server.{}={}:2888:3888:participant", o + 1, pods.fqdn(o)))
+            .map(|o| format!("server.{}={}:2888:3888:{}", o + 1, pods.fqdn(o), role(o)))
             .collect();
         for o in ctl.ordinals() {
             let config = helper(&["config", &format!("{}:2181", pods.address(o))])?;
@@ -1286,11 +1299,11 @@ mod zookeeper_day2 {
             .values()
             .filter(|m| m.as_deref() == Some("leader"))
             .count();
-        if leaders != 1
-            || modes
-                .values()
-                .any(|m| !matches!(m.as_deref(), Some("leader" | "follower")))
-        {
+        let as_its_role = modes.iter().all(|(&o, m)| match role(o) {
+            "observer" => m.as_deref() == Some("observer"),
+            _ => matches!(m.as_deref(), Some("leader" | "follower")),
+        });
+        if leaders != 1 || !as_its_role {
             return Err(format!("modes {modes:?}"));
         }
         let hosts: Vec<String> = ctl

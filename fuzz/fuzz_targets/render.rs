@@ -89,7 +89,7 @@ fuzz_target!(|input: Input| {
     }
     let view = cluster.view(index, &vars, true);
     let files: Vec<_> = cluster.model.files(me).collect();
-    if let Ok(rendered) = templates.render(files, &view) {
+    if let Ok(rendered) = templates.render(files, &view, None) {
         let main = &rendered[0];
         assert_eq!(main.name, "main.cfg");
         assert!(main.content.len() <= MAX_OUTPUT_BYTES);

@@ -122,8 +122,11 @@ impl Config {
 /// The newest committed configuration ZooKeeper wrote beside zoo.cfg in `dir`
 /// (`zoo.cfg.dynamic.VERSION`; not `.next`, which holds a proposal).
 pub fn newest_local(dir: &Path) -> anyhow::Result<Option<Config>> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(None);
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // A data dir rolecall may not look into is not an empty one.
+        Err(e) => bail!("cannot read the data dir {}: {e}", dir.display()),
     };
     let newest = entries
         .flatten()
@@ -144,9 +147,18 @@ pub fn newest_local(dir: &Path) -> anyhow::Result<Option<Config>> {
 }
 
 /// ZooKeeper keeps its snapshots and logs in `DATA/version-2`: a server without it has no
-/// history (a new or lost volume).
-pub fn has_zookeeper_data(data_dir: &Path) -> bool {
-    data_dir.join("version-2").is_dir()
+/// history (a new or lost volume). A data dir rolecall may not look into is an error, never
+/// taken for an empty one.
+pub fn has_zookeeper_data(data_dir: &Path) -> anyhow::Result<bool> {
+    let path = data_dir.join("version-2");
+    match std::fs::metadata(&path) {
+        Ok(meta) => Ok(meta.is_dir()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => bail!(
+            "cannot look into the data dir {}: {e}; give rolecall the data volume's group",
+            data_dir.display()
+        ),
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +218,9 @@ mod tests {
         let newest = newest_local(dir.path()).unwrap().unwrap();
         assert_eq!(newest.version, 0x100000000);
         assert_eq!(newest.voters(), [1, 2]);
+        assert!(!has_zookeeper_data(dir.path()).unwrap());
+        std::fs::create_dir(dir.path().join("version-2")).unwrap();
+        assert!(has_zookeeper_data(dir.path()).unwrap());
+        assert_eq!(newest_local(&dir.path().join("absent")).unwrap(), None);
     }
 }

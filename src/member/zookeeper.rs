@@ -195,7 +195,7 @@ pub fn prepare_zookeeper(pod: &ZkPod, data_dir: &Path) -> anyhow::Result<Dynamic
     let me = pod.me();
     let mine = pod.server_of(me);
     let local = newest_local(data_dir)?;
-    let has_data = has_zookeeper_data(data_dir);
+    let has_data = has_zookeeper_data(data_dir)?;
     let endpoints = pod.endpoints(false, local.as_ref());
     let may_bootstrap = pod.index < pod.bootstrap_size;
     // A first boot bootstraps at once while no other server runs. One that runs but does not

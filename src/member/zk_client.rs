@@ -323,9 +323,14 @@ impl Session {
 }
 
 impl Drop for Session {
+    /// Closes the session, best effort and briefly: a server that stopped answering would
+    /// otherwise hold the caller for a whole call's timeout.
     fn drop(&mut self) {
         if !self.closed {
             self.closed = true;
+            let _ = self
+                .stream
+                .set_read_timeout(Some(Duration::from_millis(500)));
             let _ = self.call(OP_CLOSE, &[], "close the session");
         }
     }

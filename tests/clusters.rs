@@ -995,6 +995,8 @@ mod zookeeper_day2 {
         /// A file in every pod with the super user's password (a Secret's file, in a cluster).
         password_file: String,
         log4j: String,
+        /// Without --data-dir: the static server list of every pod, no membership actions.
+        static_list: bool,
     }
 
     impl App for Zk {
@@ -1006,16 +1008,16 @@ mod zookeeper_day2 {
         ) -> Result<(), String> {
             let rolecall = pods.rolecall();
             let password = format!("super_password_file={}", self.password_file);
-            let run = pods.exec(
-                ordinal,
-                env,
-                &[
-                    &rolecall,
-                    "render",
-                    "--role",
-                    "zookeeper",
-                    "--out",
-                    VOLUME,
+            let mut argv = vec![
+                rolecall.as_str(),
+                "render",
+                "--role",
+                "zookeeper",
+                "--out",
+                VOLUME,
+            ];
+            if !self.static_list {
+                argv.extend([
                     "--data-dir",
                     VOLUME,
                     "--set",
@@ -1026,9 +1028,9 @@ mod zookeeper_day2 {
                     "observers_from=4",
                     "--timeout",
                     "90s",
-                ],
-                Duration::from_secs(120),
-            );
+                ]);
+            }
+            let run = pods.exec(ordinal, env, &argv, Duration::from_secs(120));
             report(&format!(
                 "  init {}: {}",
                 pods.hostname(ordinal),
@@ -1068,6 +1070,9 @@ mod zookeeper_day2 {
             env: &[(String, String)],
             spec_replicas: u32,
         ) -> Result<(), String> {
+            if self.static_list {
+                return Ok(());
+            }
             let replicas = spec_replicas.to_string();
             let rolecall = pods.rolecall();
             let password = format!("super_password_file={}", self.password_file);
@@ -1457,6 +1462,7 @@ mod zookeeper_day2 {
         let mut app = Zk {
             password_file: password_file.display().to_string(),
             log4j: log4j.display().to_string(),
+            static_list: false,
         };
         let mut rows = vec![
             "| step | time | longest gap between acknowledged writes | leader polls |".to_string(),
@@ -1518,6 +1524,104 @@ mod zookeeper_day2 {
         for row in &rows {
             report(row);
         }
+        ctl.pods.down();
+    }
+
+    /// The control: what the poll above would see if the ensemble split. Without --data-dir the
+    /// role renders every pod's static server list, and a user raising ROLECALL_REPLICAS from 3
+    /// to 5 splits a running ensemble whose leader is zks-2: the new servers follow it, and when
+    /// the rolling update restarts it with the 5-server list, zks-0 and zks-1 (a majority of the
+    /// 3-server list they still have) elect one leader while zks-2, zks-3 and zks-4 (a majority
+    /// of the 5-server list) elect another. The same poll must see two leaders here; were it
+    /// blind, `zookeeper_scales_both_ways...` above would prove nothing.
+    #[test]
+    fn the_poll_sees_the_split_a_static_server_list_makes() {
+        if !can_run("ZooKeeper static split", &["java"]) {
+            return;
+        }
+        if crate::common::find_program("/usr/share/java/zookeeper.jar").is_none()
+            && !crate::common::skip(
+                "ZooKeeper static split",
+                "needs the Debian package zookeeper",
+            )
+        {
+            return;
+        }
+        let namespace = "coord";
+        let mut set = StatefulSet::new("zks", 5);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        let log4j = pods.pod_dir(0).parent().unwrap().join("log4j.properties");
+        std::fs::write(
+            &log4j,
+            "log4j.rootLogger=INFO, CONSOLE\n\
+             log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+             log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.CONSOLE.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n",
+        )
+        .unwrap();
+        let addresses: Vec<(u32, String)> = (0..5).map(|o| (o, pods.address(o))).collect();
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        ctl.ready_timeout = Duration::from_secs(120);
+        let mut app = Zk {
+            password_file: String::new(),
+            log4j: log4j.display().to_string(),
+            static_list: true,
+        };
+        ctl.scale(&mut app, 3, template(1, 3, namespace))
+            .unwrap_or_else(|e| panic!("bootstrap: {e}"));
+        // zks-2 must lead, as it does when the three start together (FastLeaderElection
+        // prefers the highest id among equal histories): restart whoever leads until it does.
+        let leader = |ctl: &Controller| {
+            wait_for("a leader", Duration::from_secs(60), || {
+                ctl.ordinals()
+                    .find(|&o| mode(&ctl.pods.address(o)).as_deref() == Some("leader"))
+                    .ok_or_else(|| "no leader".to_string())
+            })
+        };
+        for _ in 0..4 {
+            let l = leader(&ctl);
+            if l == 2 {
+                break;
+            }
+            ctl.delete(&mut app, l).unwrap();
+            ctl.create(&mut app, l).unwrap();
+            ctl.wait_ready(&mut app, l).unwrap();
+        }
+        assert_eq!(leader(&ctl), 2, "zks-2 does not lead");
+        let modes = Modes::start(addresses);
+        // The user's change, as the controller makes it: zks-3 and zks-4 with the 5-server list,
+        // then the rolling update's first pod, zks-2.
+        ctl.replicas = 5;
+        ctl.template = template(2, 5, namespace);
+        for o in [3, 4] {
+            ctl.create(&mut app, o).unwrap();
+        }
+        for o in [3, 4] {
+            ctl.wait_ready(&mut app, o).unwrap();
+        }
+        let rolled = Instant::now();
+        ctl.delete(&mut app, 2).unwrap();
+        ctl.create(&mut app, 2).unwrap();
+        let split = wait_for("two leaders at once", Duration::from_secs(60), || {
+            modes
+                .doubles_since(rolled)
+                .first()
+                .map(|(t, leaders)| (*t - rolled, leaders.clone()))
+                .ok_or_else(|| "one leader so far".to_string())
+        });
+        std::thread::sleep(Duration::from_secs(5));
+        let rounds = modes.doubles_since(rolled).len();
+        modes.finish();
+        report(&format!(
+            "static server lists: two leaders {:?} seen {} after zks-2 was rolled; {rounds} \
+             poll rounds with two leaders in the next 5 s",
+            split.1,
+            secs(split.0)
+        ));
+        assert!(rounds >= 2, "the split was seen in one round only");
         ctl.pods.down();
     }
 }

@@ -45,7 +45,7 @@ pub enum Command {
     Exec(ExecArgs),
     /// Wait until the leader, the previous pod, peers or any HOST:PORT accept TCP connections
     Wait(WaitCmdArgs),
-    /// Leave the cluster when the set no longer includes this pod (a preStop hook; etcd)
+    /// Leave the cluster when the set no longer includes this pod (a preStop hook; etcd, zookeeper)
     Leave(LeaveArgs),
     /// Copy this binary into DIR (a shared emptyDir), for the main container's hooks
     Install(InstallArgs),

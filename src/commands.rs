@@ -1,9 +1,11 @@
 //! The subcommands: each builds its [`Inputs`] once, runs the stages it needs, and tags each
-//! stage's errors with its exit code ([`Exit`]).
+//! stage's errors with its exit code ([`Exit`]). The membership actions of day 2 are wired in
+//! [`membership`].
+
+mod membership;
 
 use std::ffi::CString;
 use std::io::Write as _;
-use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
 
@@ -11,19 +13,11 @@ use crate::cli::{
     CheckArgs, EnvArgs, EnvFormat, ExecArgs, GetArgs, InstallArgs, LeaveArgs, PlanArgs, PlanFormat,
     RenderArgs, RolesArgs, RolesCommand, WaitCmdArgs,
 };
-#[cfg(feature = "member")]
-use crate::duration::parse_duration;
 use crate::error::{Exit, Failure, OrExit, Result};
 use crate::inputs::Inputs;
-#[cfg(feature = "member")]
-use crate::member::{self, EtcdPod};
 use crate::memory::{self, Stage};
-use crate::model::Cluster;
 use crate::model::SET_FIELDS;
-use crate::render::{Joined, render_alone, render_pod};
-use crate::role::Membership;
-#[cfg(feature = "member")]
-use crate::role::Var;
+use crate::render::{render_alone, render_pod};
 use crate::role::{self, Role};
 use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
 use crate::topology::TOPOLOGY_FIELDS;
@@ -83,10 +77,10 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
     let templates = inputs.templates()?;
     let (role, facts, mode) = (&inputs.role, inputs.facts(), output.mode);
-    let render = |joined: Option<&Joined>| {
+    let render = |membership: Option<&serde_json::Value>| {
         match &pods {
             Pods::Cluster { cluster, index } => {
-                render_pod(&templates, role, cluster, *index, facts, mode, joined)
+                render_pod(&templates, role, cluster, *index, facts, mode, membership)
             }
             Pods::Model { model, .. } => {
                 if let Some((template, field)) = templates.set_field_used(role.role.all_files()) {
@@ -108,22 +102,24 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     }
     // With --data-dir, a role with membership actions first joins the running cluster; what it
     // decides goes into the files. A dry run makes no call.
-    if let (Some(data_dir), Some(Membership::Etcd), Pods::Cluster { cluster, index }) =
+    if let (Some(data_dir), Some(kind), Pods::Cluster { cluster, index }) =
         (&role.data_dir, role.role.spec.membership, &pods)
     {
         if output.dry_run {
             if !output.quiet {
                 output::say("rolecall: dry run: no membership call is made");
             }
-        } else if let Some(joined) = join_etcd(
+        } else if let Some(joined) = membership::before_render(
             &inputs,
+            kind,
             cluster,
             *index,
             data_dir,
+            &output,
             waits.timeout,
-            output.quiet,
         )? {
-            files = render(Some(&joined))?;
+            files = render(Some(&joined.membership))?;
+            files.extend(joined.files);
         }
     }
     memory::set_stage(Stage::Other);
@@ -311,118 +307,9 @@ pub fn wait(args: &WaitCmdArgs) -> Result<()> {
     wait_for(&plan, &waits, args.quiet)
 }
 
-/// Joins the running etcd cluster before a render (see `member`); `None` when the pod starts
-/// from its data as it is.
-#[cfg(feature = "member")]
-fn join_etcd(
-    inputs: &Inputs,
-    cluster: &Cluster,
-    index: u32,
-    data_dir: &std::path::Path,
-    timeout: Duration,
-    quiet: bool,
-) -> Result<Option<Joined>> {
-    let pod = etcd_pod(inputs, cluster, index, cluster.replicas, timeout, quiet)?;
-    member::prepare_etcd(&pod, data_dir).or_exit(Exit::Membership)
-}
-
-#[cfg(not(feature = "member"))]
-fn join_etcd(
-    _: &Inputs,
-    _: &Cluster,
-    _: u32,
-    _: &std::path::Path,
-    _: Duration,
-    _: bool,
-) -> Result<Option<Joined>> {
-    without_membership()
-}
-
-/// What a build without the `member` feature says where a membership call is asked for.
-#[cfg(not(feature = "member"))]
-fn without_membership<T>() -> Result<T> {
-    crate::fail!(
-        Exit::Usage,
-        "this rolecall is built without membership actions (cargo feature `member`); use the \
-         default build, or render without --data-dir"
-    )
-}
-
-/// An etcd pod for the membership actions, with the role's ports and bootstrap size.
-#[cfg(feature = "member")]
-fn etcd_pod<'a, 'r>(
-    inputs: &Inputs,
-    cluster: &'a Cluster<'r>,
-    index: u32,
-    set_size: u32,
-    timeout: Duration,
-    quiet: bool,
-) -> Result<EtcdPod<'a, 'r>> {
-    let int = |name: &str| match inputs.role.vars.get(name) {
-        Some(Var::Int(n)) => Ok(*n),
-        _ => Err(Failure::new(
-            Exit::Template,
-            anyhow!(
-                "role {}: membership `etcd` needs the integer var `{name}`",
-                inputs.role.role.name
-            ),
-        )),
-    };
-    let peer_port = u16::try_from(int("peer_port")?)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| Failure::new(Exit::Usage, anyhow!("var `peer_port` is not a port")))?;
-    let bootstrap_size = match u32::try_from(int("bootstrap_size")?) {
-        Ok(0) => set_size,
-        Ok(n) => n,
-        Err(_) => crate::fail!(Exit::Usage, "var `bootstrap_size` must be 0 or more"),
-    };
-    let client_port = cluster.model.role().spec.port.unwrap_or(2379);
-    Ok(EtcdPod {
-        cluster,
-        set_size,
-        index,
-        client_port,
-        peer_port,
-        bootstrap_size,
-        timeout,
-        quiet,
-    })
-}
-
 /// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this pod.
-#[cfg(not(feature = "member"))]
-pub fn leave(_: &LeaveArgs) -> Result<()> {
-    without_membership()
-}
-
-/// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this pod.
-#[cfg(feature = "member")]
 pub fn leave(args: &LeaveArgs) -> Result<()> {
-    let timeout = parse_duration(&args.timeout)
-        .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
-        .or_exit(Exit::Usage)?;
-    let inputs = Inputs::for_leave(&args.pod, &args.role, args.quiet)?;
-    let Some(Membership::Etcd) = inputs.role.role.spec.membership else {
-        crate::fail!(
-            Exit::Usage,
-            "role {} has no membership actions to leave (built-in: etcd)",
-            inputs.role.role.name
-        );
-    };
-    let id = inputs.pod.identify_unbounded()?;
-    let Some(set_size) = inputs.pod.shape.replicas else {
-        return Err(set_size_unknown("leave"));
-    };
-    // The pods up to this one, whatever the set's size now: their addresses are the members'.
-    let known = set_size.max(id.index + 1);
-    let cluster = inputs
-        .model(&id.set)?
-        .cluster(known)
-        .or_exit(Exit::Template)?;
-    let pod = etcd_pod(&inputs, &cluster, id.index, set_size, timeout, args.quiet)?;
-    member::leave_etcd(&pod).or_exit(Exit::Membership)?;
-    Ok(())
+    membership::leave(args)
 }
 
 /// `rolecall install DIR`: this binary as DIR/rolecall, replaced atomically.

@@ -141,7 +141,7 @@ impl Templates {
         &self,
         files: impl IntoIterator<Item = &'a FileSpec>,
         view: &View,
-        membership: Option<&Joined>,
+        membership: Option<&serde_json::Value>,
     ) -> anyhow::Result<Vec<Rendered>> {
         let mut context = Context::from_serialize(view)
             .map_err(|e| anyhow!("{e}"))
@@ -268,16 +268,6 @@ fn between<'t>(text: &'t str, start: &'t str, end: &'t str) -> impl Iterator<Ite
         .filter_map(move |rest| rest.split_once(end).map(|(inside, _)| inside))
 }
 
-/// What the templates of a pod that joined a running cluster get (see `member`):
-/// `membership.state` and `membership.initial_cluster`; `null` otherwise.
-#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
-pub struct Joined {
-    /// `new` for a bootstrap, `existing` for a join.
-    pub state: &'static str,
-    /// etcd's `initial-cluster`: `NAME=PEER-URL,...`.
-    pub initial_cluster: String,
-}
-
 /// Every file the pod at `index` writes, with its final mode: the role's templates for it, the
 /// `peers` file and `rolecall.env`.
 pub fn render_pod(
@@ -287,7 +277,7 @@ pub fn render_pod(
     index: u32,
     facts: PodFacts,
     mode: u32,
-    membership: Option<&Joined>,
+    membership: Option<&serde_json::Value>,
 ) -> anyhow::Result<Vec<OutFile>> {
     let view = cluster.view(index, facts);
     let me = &cluster.members[index as usize];
@@ -326,7 +316,7 @@ fn render_files(
     me: &Member,
     view: &View,
     mode: u32,
-    membership: Option<&Joined>,
+    membership: Option<&serde_json::Value>,
 ) -> anyhow::Result<Vec<OutFile>> {
     // Every file of the role, not only this pod's: a missing leader template is a mistake to
     // report on every pod, not only when the leader restarts.

@@ -1858,3 +1858,103 @@ fn membership_calls_that_reach_no_member_end_with_exit_7() {
         "{config}"
     );
 }
+
+/// ZooKeeper's membership keeps its dynamic config files beside zoo.cfg, in the data volume,
+/// and needs the super user's password: without either, a render is a usage error (exit 2)
+/// that writes nothing and calls no server.
+#[test]
+fn zookeeper_membership_needs_out_in_the_data_dir_and_a_password() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
+    fs::create_dir(&data).unwrap();
+    let password = tmp.path().join("password");
+    fs::write(&password, "secret\n").unwrap();
+    let render = |out: &Path, sets: &[String]| {
+        let mut cmd = rolecall();
+        cmd.args([
+            "render",
+            "--role",
+            "zookeeper",
+            "--hostname",
+            "zk-0",
+            "--replicas",
+            "3",
+        ])
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(&data);
+        for set in sets {
+            cmd.args(["--set", set]);
+        }
+        cmd.assert()
+    };
+    let with_password = [format!("super_password_file={}", password.display())];
+    render(&out, &with_password)
+        .code(2)
+        .stderr(contains("give --out the same directory as --data-dir"));
+    assert!(!out.exists(), "nothing is written");
+    render(&data, &[])
+        .code(2)
+        .stderr(contains("needs --set super_password_file=FILE"));
+    let missing = [format!(
+        "super_password_file={}",
+        tmp.path().join("none").display()
+    )];
+    render(&data, &missing)
+        .code(2)
+        .stderr(contains("cannot read the super user's password"));
+    let empty = tmp.path().join("empty");
+    fs::write(&empty, "\n").unwrap();
+    render(&data, &[format!("super_password_file={}", empty.display())])
+        .code(2)
+        .stderr(contains("the super user needs a password"));
+    assert_eq!(names_in(&data), Vec::<String>::new(), "nothing is written");
+    // Without --data-dir the role renders its static server list, as before.
+    rolecall()
+        .args([
+            "render",
+            "--role",
+            "zookeeper",
+            "--hostname",
+            "zk-0",
+            "--replicas",
+            "3",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let zoo = read(out.join("zoo.cfg"));
+    assert!(
+        zoo.contains("server.3=zk-2.zk.default.svc.cluster.local:2888:3888"),
+        "{zoo}"
+    );
+    assert!(!zoo.contains("reconfigEnabled"), "{zoo}");
+}
+
+/// `rolecall leave` for ZooKeeper decides from the set's size before it calls any server: a
+/// pod the set still includes (a restart, a rolling update) stays in the ensemble.
+#[test]
+fn zookeeper_leave_stays_while_the_set_includes_the_pod() {
+    let tmp = tempfile::tempdir().unwrap();
+    let password = tmp.path().join("password");
+    fs::write(&password, "secret").unwrap();
+    let set = format!("super_password_file={}", password.display());
+    rolecall()
+        .args([
+            "leave",
+            "--role",
+            "zookeeper",
+            "--hostname",
+            "zk-2",
+            "--replicas",
+            "3",
+        ])
+        .args(["--set", &set])
+        .assert()
+        .success()
+        .stderr(contains(
+            "the set of 3 still includes zk-2: staying in the ensemble",
+        ));
+}

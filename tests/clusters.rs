@@ -978,3 +978,1400 @@ mod etcd_day2 {
         ctl.pods.down();
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Day 2 for ZooKeeper: 3 -> 5 -> 3 and a lost volume, each done as the StatefulSet controller
+// does it, with Debian's ZooKeeper 3.8, a writer recording acknowledged creates (kazoo, a client
+// independent of rolecall's), and every server's mode polled throughout: never two leaders.
+
+mod zookeeper_day2 {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use crate::sim::controller::{App, Controller, Policy, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+
+    /// The pods' data volume, the role's data_dir: zoo.cfg, myid and the dynamic config files
+    /// live there, beside ZooKeeper's version-2.
+    const VOLUME: &str = "/var/lib/zookeeper";
+    const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/zookeeper.py");
+    const CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:\
+                             /usr/share/java/log4j-1.2.jar";
+
+    /// The answer of a four-letter command, or None when the server does not answer.
+    fn four_letters(address: &str, command: &str) -> Option<String> {
+        let addr: SocketAddr = format!("{address}:2181").parse().ok()?;
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(300)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        stream.write_all(command.as_bytes()).ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        Some(text)
+    }
+
+    /// `leader`, `follower`, `observer` from srvr; None when the server does not serve.
+    fn mode(address: &str) -> Option<String> {
+        let srvr = four_letters(address, "srvr")?;
+        srvr.lines()
+            .find_map(|l| l.strip_prefix("Mode: "))
+            .map(|m| m.trim().to_string())
+    }
+
+    /// The containers of a ZooKeeper pod: rolecall as the init container (with --data-dir, so
+    /// it makes the membership calls), ZooKeeper's JVM as the main container, `rolecall leave`
+    /// as its preStop hook.
+    struct Zk {
+        /// A file in every pod with the super user's password (a Secret's file, in a cluster).
+        password_file: String,
+        log4j: String,
+        /// Without --data-dir: the static server list of every pod, no membership actions.
+        static_list: bool,
+    }
+
+    impl App for Zk {
+        fn init(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+        ) -> Result<(), String> {
+            let rolecall = pods.rolecall();
+            let password = format!("super_password_file={}", self.password_file);
+            let mut argv = vec![
+                rolecall.as_str(),
+                "render",
+                "--role",
+                "zookeeper",
+                "--out",
+                VOLUME,
+            ];
+            if !self.static_list {
+                argv.extend([
+                    "--data-dir",
+                    VOLUME,
+                    "--set",
+                    &password,
+                    "--set",
+                    "bootstrap_size=3",
+                    "--set",
+                    "observers_from=4",
+                    "--timeout",
+                    "90s",
+                ]);
+            }
+            let run = pods.exec(ordinal, env, &argv, Duration::from_secs(120));
+            report(&format!(
+                "  init {}: {}",
+                pods.hostname(ordinal),
+                run.stderr.trim().replace('\n', "\n    ")
+            ));
+            run.ok().map(drop)
+        }
+
+        fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]) {
+            let config = format!("{VOLUME}/zoo.cfg");
+            let log4j = format!("-Dlog4j.configuration=file:{}", self.log4j);
+            pods.start_with_env(
+                ordinal,
+                env,
+                &[
+                    "java",
+                    "-Xmx192m",
+                    "-XX:+UseSerialGC",
+                    &log4j,
+                    "-cp",
+                    CLASSPATH,
+                    "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+                    &config,
+                ],
+            );
+        }
+
+        fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool {
+            mode(&pods.address(ordinal))
+                .is_some_and(|m| ["leader", "follower", "observer"].contains(&m.as_str()))
+        }
+
+        fn pre_stop(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+            spec_replicas: u32,
+        ) -> Result<(), String> {
+            if self.static_list {
+                return Ok(());
+            }
+            let replicas = spec_replicas.to_string();
+            let rolecall = pods.rolecall();
+            let password = format!("super_password_file={}", self.password_file);
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "leave",
+                    "--role",
+                    "zookeeper",
+                    "--replicas",
+                    &replicas,
+                    "--set",
+                    &password,
+                    "--timeout",
+                    "20s",
+                ],
+                Duration::from_secs(30),
+            );
+            report(&format!(
+                "  preStop {}: {}",
+                pods.hostname(ordinal),
+                run.stderr.trim().replace('\n', "\n    ")
+            ));
+            run.ok().map(drop)
+        }
+    }
+
+    /// Rounds of the poll with more than one leader: when, and which ordinals.
+    type Doubles = Arc<Mutex<Vec<(Instant, Vec<u32>)>>>;
+
+    /// Polls every pod's server (all at once, every 100 ms) and keeps each round's leaders.
+    struct Modes {
+        stop: Arc<AtomicBool>,
+        doubles: Doubles,
+        rounds: Arc<Mutex<u64>>,
+        handle: Option<JoinHandle<()>>,
+    }
+
+    impl Modes {
+        fn start(addresses: Vec<(u32, String)>) -> Modes {
+            let stop = Arc::new(AtomicBool::new(false));
+            let doubles = Arc::new(Mutex::new(Vec::new()));
+            let rounds = Arc::new(Mutex::new(0));
+            let handle = {
+                let (stop, doubles, rounds) = (stop.clone(), doubles.clone(), rounds.clone());
+                std::thread::spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        let leaders: Vec<u32> = std::thread::scope(|s| {
+                            let polls: Vec<_> = addresses
+                                .iter()
+                                .map(|(o, a)| s.spawn(move || (*o, mode(a))))
+                                .collect();
+                            polls
+                                .into_iter()
+                                .filter_map(|p| p.join().ok())
+                                .filter(|(_, m)| m.as_deref() == Some("leader"))
+                                .map(|(o, _)| o)
+                                .collect()
+                        });
+                        *rounds.lock().unwrap() += 1;
+                        if leaders.len() > 1 {
+                            doubles.lock().unwrap().push((Instant::now(), leaders));
+                        }
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                })
+            };
+            Modes {
+                stop,
+                doubles,
+                rounds,
+                handle: Some(handle),
+            }
+        }
+
+        fn doubles_since(&self, from: Instant) -> Vec<(Instant, Vec<u32>)> {
+            self.doubles
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(t, _)| *t >= from)
+                .cloned()
+                .collect()
+        }
+
+        fn rounds(&self) -> u64 {
+            *self.rounds.lock().unwrap()
+        }
+
+        fn finish(mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = self.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// The kazoo writer: creates sequential znodes through any serving server and records each
+    /// acknowledged create.
+    struct Writer {
+        child: Child,
+        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        reader: Option<JoinHandle<()>>,
+    }
+
+    impl Writer {
+        fn start(hosts: &str) -> Writer {
+            let mut child = Command::new("python3")
+                .args([HELPER, "write", hosts])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("python3 tests/sim/zookeeper.py write");
+            let stdout = child.stdout.take().expect("piped stdout");
+            let acked = Arc::new(Mutex::new(Vec::new()));
+            let reader = {
+                let acked = acked.clone();
+                std::thread::spawn(move || {
+                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                        if let Some(key) = line.strip_prefix("ack ").and_then(|k| k.parse().ok()) {
+                            acked.lock().unwrap().push((key, Instant::now()));
+                        }
+                    }
+                })
+            };
+            Writer {
+                child,
+                acked,
+                reader: Some(reader),
+            }
+        }
+
+        fn acked(&self) -> Vec<(u64, Instant)> {
+            self.acked.lock().unwrap().clone()
+        }
+
+        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+            let mut times: Vec<Instant> = self
+                .acked()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| (from..=to).contains(t))
+                .collect();
+            times.insert(0, from);
+            times.push(to);
+            times
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default()
+        }
+
+        fn finish(mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            if let Some(reader) = self.reader.take() {
+                let _ = reader.join();
+            }
+        }
+    }
+
+    impl Drop for Writer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn helper(args: &[&str]) -> Result<String, String> {
+        let out = Command::new("python3")
+            .arg(HELPER)
+            .args(args)
+            .output()
+            .map_err(|e| format!("python3 {HELPER}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "zookeeper.py {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or_default()
+            ));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// The pods from this index on are observers (`--set observers_from=4`).
+    const OBSERVERS_FROM: u32 = 4;
+
+    /// After a step: the ensemble's configuration lists exactly the set's pods with ids
+    /// ordinal + 1, the first four as voters and ens-4 as an observer; each of them serves, as
+    /// its role says, and exactly one leads; each has every acknowledged create (read from that
+    /// server after a sync).
+    fn check(ctl: &Controller, writer: &Writer) -> Result<(), String> {
+        let pods = &ctl.pods;
+        let role = |o: u32| {
+            if o >= OBSERVERS_FROM {
+                "observer"
+            } else {
+                "participant"
+            }
+        };
+        let want: BTreeSet<String> = ctl
+            .ordinals()
+            .map(|o| format!("server.{}={}:2888:3888:{}", o + 1, pods.fqdn(o), role(o)))
+            .collect();
+        for o in ctl.ordinals() {
+            let config = helper(&["config", &format!("{}:2181", pods.address(o))])?;
+            let servers: BTreeSet<String> = config
+                .lines()
+                .filter(|l| l.starts_with("server."))
+                .map(|l| l.split(';').next().unwrap_or_default().to_string())
+                .collect();
+            if servers != want {
+                return Err(format!(
+                    "{} has the configuration {servers:?}; the set is {want:?}",
+                    pods.hostname(o)
+                ));
+            }
+        }
+        let modes: BTreeMap<u32, Option<String>> = ctl
+            .ordinals()
+            .map(|o| (o, mode(&pods.address(o))))
+            .collect();
+        let leaders = modes
+            .values()
+            .filter(|m| m.as_deref() == Some("leader"))
+            .count();
+        let as_its_role = modes.iter().all(|(&o, m)| match role(o) {
+            "observer" => m.as_deref() == Some("observer"),
+            _ => matches!(m.as_deref(), Some("leader" | "follower")),
+        });
+        if leaders != 1 || !as_its_role {
+            return Err(format!("modes {modes:?}"));
+        }
+        let hosts: Vec<String> = ctl
+            .ordinals()
+            .map(|o| format!("{}:2181", pods.address(o)))
+            .collect();
+        let host_args: Vec<&str> = hosts.iter().map(String::as_str).collect();
+        let acked: BTreeSet<String> = writer
+            .acked()
+            .into_iter()
+            .map(|(k, _)| format!("k{k:08}"))
+            .collect();
+        let mut args = vec!["read"];
+        args.extend(&host_args);
+        let read = helper(&args)?;
+        for (o, host) in ctl.ordinals().zip(&hosts) {
+            let have: BTreeSet<&str> = read
+                .lines()
+                .filter_map(|l| l.strip_prefix(host.as_str()))
+                .map(str::trim)
+                .collect();
+            let lost: Vec<&String> = acked
+                .iter()
+                .filter(|k| !have.contains(k.as_str()))
+                .take(5)
+                .collect();
+            if !lost.is_empty() {
+                return Err(format!(
+                    "{} lacks acknowledged creates, e.g. {lost:?} ({} of {})",
+                    pods.hostname(o),
+                    acked.len() - have.len().min(acked.len()),
+                    acked.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
+        Template {
+            revision,
+            env: vec![
+                ("POD_NAMESPACE".into(), namespace.into()),
+                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
+            ],
+        }
+    }
+
+    /// One step: what it did, how long it took, the longest pause in acknowledged writes, the
+    /// leader polls. Two leaders in one poll round fail the step, except the one ZooKeeper
+    /// itself makes when a reconfig removes the leader: the removed server commits nothing
+    /// more (`allowedToCommit=false`) and keeps saying `leader` until it notices its followers
+    /// left, within syncLimit ticks; `leaving` are the ordinals this step removes.
+    #[allow(clippy::too_many_arguments)]
+    fn step(
+        name: &str,
+        ctl: &mut Controller,
+        writer: &Writer,
+        modes: &Modes,
+        leaving: &[u32],
+        rows: &mut Vec<String>,
+        action: impl FnOnce(&mut Controller) -> Result<(), String>,
+    ) {
+        report(&format!("step: {name}"));
+        let started = Instant::now();
+        let rounds = modes.rounds();
+        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
+        wait_for(
+            &format!("{name}: the ensemble checks out"),
+            Duration::from_secs(90),
+            || check(ctl, writer),
+        );
+        let took = started.elapsed();
+        let gap = writer.longest_gap(started, Instant::now());
+        let doubles = modes.doubles_since(started);
+        let (handoffs, split): (Vec<_>, Vec<_>) = doubles.iter().partition(|(_, leaders)| {
+            leaders.len() == 2 && leaders.iter().any(|o| leaving.contains(o))
+        });
+        assert!(
+            split.is_empty(),
+            "{name}: two leaders at once, neither being removed: {:?}",
+            split.iter().map(|(_, l)| l).collect::<Vec<_>>()
+        );
+        let handoff = match (handoffs.first(), handoffs.last()) {
+            (Some(first), Some(last)) => last.0 - first.0 + Duration::from_millis(100),
+            _ => Duration::ZERO,
+        };
+        assert!(
+            handoff < Duration::from_secs(10),
+            "{name}: a removed leader kept saying `leader` for {handoff:?}, longer than \
+             syncLimit x tickTime"
+        );
+        let polled = modes.rounds() - rounds;
+        let row = format!(
+            "| {name} | {} | {} | {polled} rounds, {} with the removed leader still stepping down ({}) |",
+            secs(took),
+            secs(gap),
+            handoffs.len(),
+            secs(handoff)
+        );
+        report(&row);
+        rows.push(row);
+    }
+
+    #[test]
+    fn zookeeper_scales_both_ways_and_replaces_a_server_with_one_leader_throughout() {
+        if !can_run("ZooKeeper day 2", &["java", "python3"]) {
+            return;
+        }
+        let kazoo = Command::new("python3")
+            .args(["-c", "import kazoo"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !kazoo
+            && !crate::common::skip(
+                "ZooKeeper day 2",
+                "needs kazoo for python3 (.ci/run installs it into /opt/rolecall-ci)",
+            )
+        {
+            return;
+        }
+        if crate::common::find_program("/usr/share/java/zookeeper.jar").is_none()
+            && !crate::common::skip("ZooKeeper day 2", "needs the Debian package zookeeper")
+        {
+            return;
+        }
+        let wall = Instant::now();
+        let namespace = "coord";
+        let mut set = StatefulSet::new("ens", 5);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        // The Secret and the logging setup, where every pod sees them.
+        let shared = pods.pod_dir(0).parent().unwrap().to_path_buf();
+        let password_file = shared.join("zk-super-password");
+        std::fs::write(&password_file, "s3cret: with spaces\n").unwrap();
+        let log4j = shared.join("log4j.properties");
+        std::fs::write(
+            &log4j,
+            "log4j.rootLogger=INFO, CONSOLE\n\
+             log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+             log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.CONSOLE.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n",
+        )
+        .unwrap();
+        let addresses: Vec<(u32, String)> = (0..5).map(|o| (o, pods.address(o))).collect();
+        let hosts: Vec<String> = addresses.iter().map(|(_, a)| format!("{a}:2181")).collect();
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        ctl.ready_timeout = Duration::from_secs(120);
+        let mut app = Zk {
+            password_file: password_file.display().to_string(),
+            log4j: log4j.display().to_string(),
+            static_list: false,
+        };
+        let mut rows = vec![
+            "| step | time | longest gap between acknowledged writes | leader polls |".to_string(),
+            "| --- | ---: | ---: | --- |".to_string(),
+        ];
+        let modes = Modes::start(addresses);
+        let writer = Writer::start(&hosts.join(","));
+
+        step(
+            "bootstrap 3",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 3, template(1, 3, namespace)),
+        );
+        step(
+            "scale 3 -> 5 (add 3, 4; roll 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 5, template(2, 5, namespace)),
+        );
+        step(
+            "scale 5 -> 3 (remove 4, 3; roll 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[3, 4],
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 3, template(3, 3, namespace)),
+        );
+        step(
+            "replace ens-1 (volume lost)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut rows,
+            |ctl| {
+                ctl.delete(&mut app, 1)?;
+                let data = ctl.pods.volume(1, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.create(&mut app, 1)?;
+                ctl.wait_ready(&mut app, 1).map(drop)
+            },
+        );
+        let total = writer.acked().len();
+        writer.finish();
+        modes.finish();
+        report(&format!(
+            "{total} acknowledged creates, every one read back from every server; wall time {}",
+            secs(wall.elapsed())
+        ));
+        for row in &rows {
+            report(row);
+        }
+        ctl.pods.down();
+    }
+
+    /// The control: what the poll above would see if the ensemble split. Without --data-dir the
+    /// role renders every pod's static server list, and a user raising ROLECALL_REPLICAS from 3
+    /// to 5 splits a running ensemble whose leader is zks-2: the new servers follow it, and when
+    /// the rolling update restarts it with the 5-server list, zks-0 and zks-1 (a majority of the
+    /// 3-server list they still have) elect one leader while zks-2, zks-3 and zks-4 (a majority
+    /// of the 5-server list) elect another. The same poll must see two leaders here; were it
+    /// blind, `zookeeper_scales_both_ways...` above would prove nothing.
+    #[test]
+    fn the_poll_sees_the_split_a_static_server_list_makes() {
+        if !can_run("ZooKeeper static split", &["java"]) {
+            return;
+        }
+        if crate::common::find_program("/usr/share/java/zookeeper.jar").is_none()
+            && !crate::common::skip(
+                "ZooKeeper static split",
+                "needs the Debian package zookeeper",
+            )
+        {
+            return;
+        }
+        let namespace = "coord";
+        let mut set = StatefulSet::new("zks", 5);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        let log4j = pods.pod_dir(0).parent().unwrap().join("log4j.properties");
+        std::fs::write(
+            &log4j,
+            "log4j.rootLogger=INFO, CONSOLE\n\
+             log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+             log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+             log4j.appender.CONSOLE.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n",
+        )
+        .unwrap();
+        let addresses: Vec<(u32, String)> = (0..5).map(|o| (o, pods.address(o))).collect();
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        ctl.ready_timeout = Duration::from_secs(120);
+        let mut app = Zk {
+            password_file: String::new(),
+            log4j: log4j.display().to_string(),
+            static_list: true,
+        };
+        ctl.scale(&mut app, 3, template(1, 3, namespace))
+            .unwrap_or_else(|e| panic!("bootstrap: {e}"));
+        // zks-2 must lead, as it does when the three start together (FastLeaderElection
+        // prefers the highest id among equal histories): restart whoever leads until it does.
+        let leader = |ctl: &Controller| {
+            wait_for("a leader", Duration::from_secs(60), || {
+                ctl.ordinals()
+                    .find(|&o| mode(&ctl.pods.address(o)).as_deref() == Some("leader"))
+                    .ok_or_else(|| "no leader".to_string())
+            })
+        };
+        for _ in 0..4 {
+            let l = leader(&ctl);
+            if l == 2 {
+                break;
+            }
+            ctl.delete(&mut app, l).unwrap();
+            ctl.create(&mut app, l).unwrap();
+            ctl.wait_ready(&mut app, l).unwrap();
+        }
+        assert_eq!(leader(&ctl), 2, "zks-2 does not lead");
+        let modes = Modes::start(addresses);
+        // The user's change, as the controller makes it: zks-3 and zks-4 with the 5-server list,
+        // then the rolling update's first pod, zks-2.
+        ctl.replicas = 5;
+        ctl.template = template(2, 5, namespace);
+        for o in [3, 4] {
+            ctl.create(&mut app, o).unwrap();
+        }
+        for o in [3, 4] {
+            ctl.wait_ready(&mut app, o).unwrap();
+        }
+        let rolled = Instant::now();
+        ctl.delete(&mut app, 2).unwrap();
+        ctl.create(&mut app, 2).unwrap();
+        let split = wait_for("two leaders at once", Duration::from_secs(60), || {
+            modes
+                .doubles_since(rolled)
+                .first()
+                .map(|(t, leaders)| (*t - rolled, leaders.clone()))
+                .ok_or_else(|| "one leader so far".to_string())
+        });
+        std::thread::sleep(Duration::from_secs(5));
+        let rounds = modes.doubles_since(rolled).len();
+        modes.finish();
+        report(&format!(
+            "static server lists: two leaders {:?} seen {} after zks-2 was rolled; {rounds} \
+             poll rounds with two leaders in the next 5 s",
+            split.1,
+            secs(split.0)
+        ));
+        assert!(rounds >= 2, "the split was seen in one round only");
+        ctl.pods.down();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Day 2 for Redis Cluster: 6 -> 8 -> 6 by whole shards and a lost volume, each done as the
+// StatefulSet controller does it, with Debian's Redis 7.0, the role's scripts in the Redis
+// container (create-cluster.sh, join-cluster.sh) and its preStop (leave-cluster.sh), and a
+// writer setting keys spread over all 16384 slots through the cluster's redirections.
+
+mod redis_cluster_day2 {
+    use std::collections::{BTreeMap, BTreeSet, HashMap};
+    use std::io::{BufRead as _, BufReader, Write as _};
+    use std::net::{SocketAddr, TcpStream};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread::JoinHandle;
+    use std::time::{Duration, Instant};
+
+    use crate::sim::controller::{App, Controller, Policy, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+
+    const VOLUME: &str = "/var/lib/redis";
+    const SLOTS: u16 = 16384;
+
+    /// Redis Cluster's key slot: CRC16 (XMODEM) of the key, or of its `{hash tag}`, mod 16384.
+    fn slot(key: &str) -> u16 {
+        let bytes = key.as_bytes();
+        let tagged = key.find('{').and_then(|open| {
+            let close = key[open + 1..].find('}')? + open + 1;
+            (close > open + 1).then(|| &bytes[open + 1..close])
+        });
+        let mut crc: u16 = 0;
+        for &b in tagged.unwrap_or(bytes) {
+            crc ^= u16::from(b) << 8;
+            for _ in 0..8 {
+                crc = if crc & 0x8000 != 0 {
+                    (crc << 1) ^ 0x1021
+                } else {
+                    crc << 1
+                };
+            }
+        }
+        crc % SLOTS
+    }
+
+    /// For each slot, a hash tag that lands in it: key N goes to slot N * 7919 mod 16384, so
+    /// consecutive keys visit every slot.
+    fn tags() -> Vec<String> {
+        let mut tags = vec![String::new(); SLOTS as usize];
+        let mut missing = SLOTS as usize;
+        let mut n = 0u64;
+        while missing > 0 {
+            let tag = format!("t{n}");
+            let s = slot(&tag) as usize;
+            if tags[s].is_empty() {
+                tags[s] = tag;
+                missing -= 1;
+            }
+            n += 1;
+        }
+        tags
+    }
+
+    fn key(tags: &[String], n: u64) -> String {
+        let s = (n * 7919 % u64::from(SLOTS)) as usize;
+        format!("{{{}}}:{n}", tags[s])
+    }
+
+    /// A RESP reply.
+    #[derive(Debug, PartialEq)]
+    enum Reply {
+        Status(String),
+        Error(String),
+        Int(i64),
+        Bulk(Option<String>),
+        Array(Vec<Reply>),
+    }
+
+    /// One connection to one node.
+    struct Conn {
+        reader: BufReader<TcpStream>,
+    }
+
+    impl Conn {
+        fn open(address: &str) -> Result<Conn, String> {
+            let addr: SocketAddr = format!("{address}:6379")
+                .parse()
+                .map_err(|e| format!("{address}: {e}"))?;
+            let stream = TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .map_err(|e| format!("{address}: {e}"))?;
+            stream
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .map_err(|e| e.to_string())?;
+            Ok(Conn {
+                reader: BufReader::new(stream),
+            })
+        }
+
+        fn call(&mut self, args: &[&str]) -> Result<Reply, String> {
+            let mut out = format!("*{}\r\n", args.len());
+            for a in args {
+                out.push_str(&format!("${}\r\n{a}\r\n", a.len()));
+            }
+            self.reader
+                .get_mut()
+                .write_all(out.as_bytes())
+                .map_err(|e| e.to_string())?;
+            self.read()
+        }
+
+        fn read(&mut self) -> Result<Reply, String> {
+            let mut line = String::new();
+            self.reader
+                .read_line(&mut line)
+                .map_err(|e| e.to_string())?;
+            let line = line.trim_end_matches(['\r', '\n']);
+            let (kind, rest) = line.split_at_checked(1).ok_or("connection closed")?;
+            match kind {
+                "+" => Ok(Reply::Status(rest.into())),
+                "-" => Ok(Reply::Error(rest.into())),
+                ":" => rest.parse().map(Reply::Int).map_err(|e| e.to_string()),
+                "$" => {
+                    let len: i64 = rest.parse().map_err(|_| format!("bad bulk {rest}"))?;
+                    if len < 0 {
+                        return Ok(Reply::Bulk(None));
+                    }
+                    let mut buf = vec![0u8; len as usize + 2];
+                    std::io::Read::read_exact(&mut self.reader, &mut buf)
+                        .map_err(|e| e.to_string())?;
+                    buf.truncate(len as usize);
+                    Ok(Reply::Bulk(Some(String::from_utf8_lossy(&buf).into())))
+                }
+                "*" => {
+                    let len: i64 = rest.parse().map_err(|_| format!("bad array {rest}"))?;
+                    (0..len.max(0))
+                        .map(|_| self.read())
+                        .collect::<Result<_, _>>()
+                        .map(Reply::Array)
+                }
+                _ => Err(format!("not RESP: {line}")),
+            }
+        }
+    }
+
+    /// A command to one node; its text (status or bulk), or an error.
+    fn command(address: &str, args: &[&str]) -> Result<String, String> {
+        match Conn::open(address)?.call(args)? {
+            Reply::Status(s) | Reply::Bulk(Some(s)) => Ok(s),
+            other => Err(format!("{args:?} on {address}: {other:?}")),
+        }
+    }
+
+    /// A client of the whole cluster, from this machine: follows MOVED and ASK, whose
+    /// announced hostnames it maps to the pods' addresses.
+    struct ClusterClient {
+        addresses: BTreeMap<String, String>,
+        route: HashMap<u16, String>,
+        conns: HashMap<String, Conn>,
+        next: usize,
+    }
+
+    impl ClusterClient {
+        fn new(pods: &Pods, ordinals: std::ops::Range<u32>) -> ClusterClient {
+            ClusterClient {
+                addresses: ordinals
+                    .map(|o| (pods.hostname(o), pods.address(o)))
+                    .collect(),
+                route: HashMap::new(),
+                conns: HashMap::new(),
+                next: 0,
+            }
+        }
+
+        fn address_of(&self, target: &str) -> Option<String> {
+            let host = target.rsplit_once(':')?.0;
+            self.addresses
+                .get(host.split('.').next()?)
+                .cloned()
+                .or_else(|| Some(host.to_string()))
+        }
+
+        /// Runs a one-key command until a node answers it, at most `attempts` times.
+        fn call(&mut self, key: &str, args: &[&str], attempts: u32) -> Result<Reply, String> {
+            let s = slot(key);
+            let mut asking: Option<String> = None;
+            let mut last = String::new();
+            for _ in 0..attempts {
+                let address = match (&asking, self.route.get(&s)) {
+                    (Some(a), _) => a.clone(),
+                    (None, Some(a)) => a.clone(),
+                    (None, None) => {
+                        self.next += 1;
+                        let all: Vec<&String> = self.addresses.values().collect();
+                        all[self.next % all.len()].clone()
+                    }
+                };
+                if !self.conns.contains_key(&address) {
+                    match Conn::open(&address) {
+                        Ok(c) => {
+                            self.conns.insert(address.clone(), c);
+                        }
+                        Err(e) => {
+                            last = e;
+                            self.route.remove(&s);
+                            asking = None;
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                    }
+                }
+                let conn = self.conns.get_mut(&address).expect("just opened");
+                if asking.is_some() {
+                    let _ = conn.call(&["ASKING"]);
+                }
+                let reply = conn.call(args);
+                asking = None;
+                match reply {
+                    Err(e) => {
+                        last = e;
+                        self.conns.remove(&address);
+                        self.route.remove(&s);
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    Ok(Reply::Error(e)) => {
+                        let mut words = e.split_whitespace();
+                        match (words.next(), words.nth(1)) {
+                            (Some("MOVED"), Some(target)) => {
+                                if let Some(a) = self.address_of(target) {
+                                    self.route.insert(s, a);
+                                }
+                            }
+                            (Some("ASK"), Some(target)) => asking = self.address_of(target),
+                            _ => {
+                                // TRYAGAIN, CLUSTERDOWN, LOADING, READONLY: not now.
+                                self.route.remove(&s);
+                                std::thread::sleep(Duration::from_millis(50));
+                            }
+                        }
+                        last = e;
+                    }
+                    Ok(reply) => {
+                        self.route.insert(s, address);
+                        return Ok(reply);
+                    }
+                }
+            }
+            Err(format!(
+                "{args:?}: no answer after {attempts} attempts; last: {last}"
+            ))
+        }
+    }
+
+    /// The containers of a Redis Cluster pod: rolecall as the init container, redis-server as
+    /// the main container with the role's scripts in its background, ready.sh as the readiness
+    /// probe, leave-cluster.sh as the preStop hook.
+    struct Redis;
+
+    impl App for Redis {
+        fn init(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+        ) -> Result<(), String> {
+            let out = pods.config_dir(ordinal).display().to_string();
+            let rolecall = pods.rolecall();
+            let data_dir = format!("data_dir={VOLUME}");
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[
+                    &rolecall,
+                    "render",
+                    "--role",
+                    "redis-cluster",
+                    "--out",
+                    &out,
+                    "--set",
+                    &data_dir,
+                ],
+                Duration::from_secs(30),
+            );
+            run.ok().map(drop)
+        }
+
+        fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]) {
+            // As the example's container command: the scripts in the background, the server in
+            // front.
+            let config = pods.config_dir(ordinal).display().to_string();
+            let script = format!(
+                "c={config}; $c/join-cluster.sh before-start; \
+                 if [ -x $c/create-cluster.sh ]; then $c/create-cluster.sh & fi; \
+                 $c/join-cluster.sh & exec redis-server $c/redis.conf"
+            );
+            pods.start_with_env(ordinal, env, &["sh", "-c", &script]);
+        }
+
+        /// The role's readiness probe, ready.sh: a member serving slots or replicating.
+        fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool {
+            let probe = pods.config_dir(ordinal).join("ready.sh");
+            pods.exec(
+                ordinal,
+                &pods.pod_env(),
+                &[probe.to_str().unwrap()],
+                Duration::from_secs(20),
+            )
+            .status
+            .success()
+        }
+
+        fn pre_stop(
+            &mut self,
+            pods: &Pods,
+            ordinal: u32,
+            env: &[(String, String)],
+            spec_replicas: u32,
+        ) -> Result<(), String> {
+            let script = pods.config_dir(ordinal).join("leave-cluster.sh");
+            let replicas = spec_replicas.to_string();
+            let run = pods.exec(
+                ordinal,
+                env,
+                &[script.to_str().unwrap(), &replicas],
+                Duration::from_secs(150),
+            );
+            report(&format!(
+                "  preStop {}: {}",
+                pods.hostname(ordinal),
+                run.stderr
+                    .lines()
+                    .filter_map(|l| l.find("leave-cluster:").map(|i| &l[i..]))
+                    .collect::<Vec<_>>()
+                    .join("\n    ")
+            ));
+            run.ok().map(drop)
+        }
+    }
+
+    /// Sets key N to N through the cluster, and records each acknowledged SET.
+    struct Writer {
+        stop: Arc<AtomicBool>,
+        /// Asked to pause; and whether the writer has (no SET in flight).
+        pause: Arc<AtomicBool>,
+        idle: Arc<AtomicBool>,
+        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        handle: Option<JoinHandle<()>>,
+    }
+
+    impl Writer {
+        fn start(mut client: ClusterClient, tags: Arc<Vec<String>>) -> Writer {
+            let stop = Arc::new(AtomicBool::new(false));
+            let pause = Arc::new(AtomicBool::new(false));
+            let idle = Arc::new(AtomicBool::new(false));
+            let acked = Arc::new(Mutex::new(Vec::new()));
+            let handle = {
+                let (stop, acked) = (stop.clone(), acked.clone());
+                let (pause, idle) = (pause.clone(), idle.clone());
+                std::thread::spawn(move || {
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        if pause.load(Ordering::SeqCst) {
+                            idle.store(true, Ordering::SeqCst);
+                            std::thread::sleep(Duration::from_millis(5));
+                            continue;
+                        }
+                        idle.store(false, Ordering::SeqCst);
+                        let k = key(&tags, n);
+                        let value = n.to_string();
+                        if let Ok(Reply::Status(ok)) = client.call(&k, &["SET", &k, &value], 5)
+                            && ok == "OK"
+                        {
+                            acked.lock().unwrap().push((n, Instant::now()));
+                            n += 1;
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    }
+                })
+            };
+            Writer {
+                stop,
+                pause,
+                idle,
+                acked,
+                handle: Some(handle),
+            }
+        }
+
+        /// Stops writing until `resume`, once the SET in flight is answered.
+        fn pause(&self) {
+            self.pause.store(true, Ordering::SeqCst);
+            wait_for("the writer pauses", Duration::from_secs(30), || {
+                self.idle
+                    .load(Ordering::SeqCst)
+                    .then_some(())
+                    .ok_or_else(|| "a SET in flight".to_string())
+            });
+        }
+
+        fn resume(&self) {
+            self.pause.store(false, Ordering::SeqCst);
+        }
+
+        fn acked(&self) -> Vec<(u64, Instant)> {
+            self.acked.lock().unwrap().clone()
+        }
+
+        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+            let mut times: Vec<Instant> = self
+                .acked()
+                .into_iter()
+                .map(|(_, t)| t)
+                .filter(|t| (from..=to).contains(t))
+                .collect();
+            times.insert(0, from);
+            times.push(to);
+            times
+                .windows(2)
+                .map(|w| w[1] - w[0])
+                .max()
+                .unwrap_or_default()
+        }
+
+        fn finish(mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(handle) = self.handle.take() {
+                let _ = handle.join();
+            }
+        }
+    }
+
+    /// One line of CLUSTER NODES: id, announced hostname, flags, master id, slot ranges.
+    fn parse_nodes(text: &str) -> Vec<(String, String, String, String, usize)> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let host = f[1].split(',').nth(1).unwrap_or_default().to_string();
+                (
+                    f[0].to_string(),
+                    host,
+                    f[2].to_string(),
+                    f[3].to_string(),
+                    f.len().saturating_sub(8),
+                )
+            })
+            .collect()
+    }
+
+    /// After a step: every node of the set sees exactly the set's pods as healthy nodes, half
+    /// of them masters with one replica each, all 16384 slots served; every acknowledged key
+    /// reads back with its value.
+    fn check(ctl: &Controller, writer: &Writer, tags: &[String]) -> Result<(), String> {
+        let pods = &ctl.pods;
+        let want: BTreeSet<String> = ctl.ordinals().map(|o| pods.fqdn(o)).collect();
+        for o in ctl.ordinals() {
+            let address = pods.address(o);
+            let info = command(&address, &["CLUSTER", "INFO"])?;
+            for line in [
+                "cluster_state:ok",
+                "cluster_slots_assigned:16384",
+                "cluster_slots_ok:16384",
+            ] {
+                if !info.lines().any(|l| l.trim() == line) {
+                    return Err(format!("{}: no {line} in CLUSTER INFO", pods.hostname(o)));
+                }
+            }
+            let nodes = parse_nodes(&command(&address, &["CLUSTER", "NODES"])?);
+            let hosts: BTreeSet<String> = nodes.iter().map(|n| n.1.clone()).collect();
+            if hosts != want || nodes.len() != want.len() {
+                return Err(format!(
+                    "{} knows the nodes {hosts:?} ({}); the set is {want:?}",
+                    pods.hostname(o),
+                    nodes.len()
+                ));
+            }
+            if let Some(bad) = nodes
+                .iter()
+                .find(|n| n.2.contains("fail") || n.2.contains("handshake"))
+            {
+                return Err(format!("{}: node {bad:?}", pods.hostname(o)));
+            }
+            let masters: Vec<&String> = nodes
+                .iter()
+                .filter(|n| n.2.contains("master"))
+                .map(|n| &n.0)
+                .collect();
+            let replicas_of = |id: &String| nodes.iter().filter(|n| &n.3 == id).count();
+            if masters.len() != want.len() / 2
+                || masters.iter().any(|m| replicas_of(m) != 1)
+                || nodes.iter().any(|n| n.2.contains("master") && n.4 == 0)
+            {
+                return Err(format!(
+                    "{}: not {} masters with slots and one replica each: {nodes:?}",
+                    pods.hostname(o),
+                    want.len() / 2
+                ));
+            }
+        }
+        let mut client = ClusterClient::new(pods, ctl.ordinals());
+        for (n, _) in writer.acked() {
+            let k = key(tags, n);
+            match client.call(&k, &["GET", &k], 20)? {
+                Reply::Bulk(Some(v)) if v == n.to_string() => {}
+                other => return Err(format!("GET {k}: {other:?}, acknowledged as {n}")),
+            }
+        }
+        Ok(())
+    }
+
+    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
+        Template {
+            revision,
+            env: vec![
+                ("POD_NAMESPACE".into(), namespace.into()),
+                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
+            ],
+        }
+    }
+
+    fn step(
+        name: &str,
+        ctl: &mut Controller,
+        writer: &Writer,
+        tags: &[String],
+        rows: &mut Vec<String>,
+        action: impl FnOnce(&mut Controller) -> Result<(), String>,
+    ) {
+        report(&format!("step: {name}"));
+        let started = Instant::now();
+        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
+        wait_for(
+            &format!("{name}: the cluster checks out"),
+            Duration::from_secs(180),
+            || check(ctl, writer, tags),
+        );
+        let took = started.elapsed();
+        let gap = writer.longest_gap(started, Instant::now());
+        let row = format!("| {name} | {} | {} |", secs(took), secs(gap));
+        report(&row);
+        rows.push(row);
+    }
+
+    /// What the role's scripts said in the pod's log.
+    fn script_lines(pods: &Pods, ordinal: u32) -> Vec<String> {
+        pods.log(ordinal)
+            .lines()
+            .filter_map(|l| {
+                let at = l
+                    .find("join-cluster:")
+                    .or_else(|| l.find("create-cluster:"))?;
+                Some(l[at..].to_string())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn redis_cluster_scales_by_whole_shards_and_replaces_a_node_without_losing_a_write() {
+        if !can_run(
+            "Redis Cluster day 2",
+            &["redis-server", "redis-cli", "timeout", "awk"],
+        ) {
+            return;
+        }
+        let wall = Instant::now();
+        let namespace = "cache";
+        let mut set = StatefulSet::new("rc", 8);
+        set.namespace = namespace.into();
+        set.volumes = vec![VOLUME.into()];
+        set.host_address = true;
+        let pods = Pods::up(set);
+        let tags = Arc::new(tags());
+        let client = ClusterClient::new(&pods, 0..8);
+        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 6, namespace));
+        // terminationGracePeriodSeconds above leave_timeout (120 s).
+        ctl.grace = Duration::from_secs(150);
+        let mut app = Redis;
+        let mut rows = vec![
+            "| step | time | longest gap between acknowledged writes |".to_string(),
+            "| --- | ---: | ---: |".to_string(),
+        ];
+        let writer = Writer::start(client, tags.clone());
+
+        step(
+            "create 6 (3 shards)",
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 6, template(1, 6, namespace)),
+        );
+        step(
+            "scale 6 -> 8 (shard of 6, 7; rebalance; roll 5..0)",
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 8, template(2, 8, namespace)),
+        );
+        for o in [6, 7] {
+            report(&format!(
+                "  {}: {:?}",
+                ctl.pods.hostname(o),
+                script_lines(&ctl.pods, o)
+            ));
+        }
+        step(
+            "scale 8 -> 6 (7 leaves, 6 moves its slots and leaves; roll 5..0)",
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| ctl.scale(&mut app, 6, template(3, 6, namespace)),
+        );
+        // A master lost with its node (no preStop, SIGKILL) and its volume: its replica must
+        // take over before the new node may start. Redis replicates asynchronously, so a SET
+        // its master acknowledged just before dying may never reach the replica (Redis Cluster
+        // does not promise otherwise); the writer pauses around the crash, until the replica
+        // has every acknowledged SET, so that the check measures the replacement alone.
+        let nodes = parse_nodes(&command(&ctl.pods.address(0), &["CLUSTER", "NODES"]).unwrap());
+        let master_of = |o: u32| {
+            nodes
+                .iter()
+                .find(|n| n.1 == ctl.pods.fqdn(o) && n.2.contains("master"))
+                .map(|n| n.0.clone())
+        };
+        let crashed = ctl.ordinals().find(|&o| master_of(o).is_some()).unwrap();
+        let crashed_id = master_of(crashed).unwrap();
+        step(
+            &format!("replace rc-{crashed}, a master lost with its node (failover first)"),
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| {
+                let address = ctl.pods.address(crashed);
+                writer.pause();
+                wait_for(
+                    "the replica has every write",
+                    Duration::from_secs(30),
+                    || {
+                        let info = command(&address, &["INFO", "replication"])?;
+                        let master = info
+                            .lines()
+                            .find_map(|l| l.trim().strip_prefix("master_repl_offset:"))
+                            .ok_or("no offset")?
+                            .to_string();
+                        info.lines()
+                            .any(|l| {
+                                l.starts_with("slave0:") && l.contains(&format!("offset={master},"))
+                            })
+                            .then_some(())
+                            .ok_or(info)
+                    },
+                );
+                ctl.existing.remove(&crashed);
+                ctl.pods.crash(crashed);
+                writer.resume();
+                let data = ctl.pods.volume(crashed, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.create(&mut app, crashed)?;
+                ctl.wait_ready(&mut app, crashed).map(drop)
+            },
+        );
+        report(&format!(
+            "  rc-{crashed}: {:?}",
+            script_lines(&ctl.pods, crashed)
+        ));
+        // A pod deleted as usual (its preStop hands a master's slots over), its volume lost.
+        let deleted = ctl.ordinals().find(|&o| o != crashed).unwrap();
+        let deleted_id =
+            parse_nodes(&command(&ctl.pods.address(crashed), &["CLUSTER", "NODES"]).unwrap())
+                .into_iter()
+                .find(|n| n.1 == ctl.pods.fqdn(deleted))
+                .map(|n| n.0)
+                .unwrap();
+        step(
+            &format!("replace rc-{deleted} (deleted, volume lost)"),
+            &mut ctl,
+            &writer,
+            &tags,
+            &mut rows,
+            |ctl| {
+                ctl.delete(&mut app, deleted)?;
+                let data = ctl.pods.volume(deleted, VOLUME);
+                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
+                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.create(&mut app, deleted)?;
+                ctl.wait_ready(&mut app, deleted).map(drop)
+            },
+        );
+        report(&format!(
+            "  rc-{deleted}: {:?}",
+            script_lines(&ctl.pods, deleted)
+        ));
+        // New node ids took the old ones' places; no node remembers an old id.
+        for o in ctl.ordinals() {
+            let nodes = command(&ctl.pods.address(o), &["CLUSTER", "NODES"]).unwrap();
+            for old in [&crashed_id, &deleted_id] {
+                assert!(
+                    !nodes.contains(old.as_str()),
+                    "rc-{o} still knows the lost node {old}:\n{nodes}"
+                );
+            }
+        }
+        let total = writer.acked().len();
+        writer.finish();
+        report(&format!(
+            "{total} acknowledged SETs over all slots, every one read back; wall time {}",
+            secs(wall.elapsed())
+        ));
+        for row in &rows {
+            report(row);
+        }
+        ctl.pods.down();
+    }
+}

@@ -1,11 +1,14 @@
 //! Membership actions on day 2, for roles whose cluster does not take a new pod by itself
-//! (role.toml `membership = "etcd"`). Before a render, with `--data-dir`: make this pod a member
+//! (role.toml `membership = "etcd"`; `"zookeeper"` is in [`zookeeper`]). Before a render, with `--data-dir`: make this pod a member
 //! of the running cluster (join on scale-up, replace a member whose volume was lost, set aside
 //! the data of a member the cluster no longer has), or bootstrap when no member answers. Before
 //! a pod goes (`rolecall leave`, a preStop hook): leave the cluster when the set no longer
 //! includes this pod. Every call is bounded; every decision is said in one line.
 
 pub mod etcd;
+pub mod zk_client;
+pub mod zk_config;
+pub mod zookeeper;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -14,7 +17,6 @@ use anyhow::{Context as _, anyhow, bail};
 
 use crate::model::{Cluster, Model};
 use crate::output::say;
-pub use crate::render::Joined;
 use etcd::{CallError, Endpoint, Member};
 
 /// How long one call may take to connect: a pod that is not there must not hold a start.
@@ -23,6 +25,16 @@ const CONNECT: Duration = Duration::from_millis(1000);
 const CALL: Duration = Duration::from_secs(5);
 /// The longest pause between attempts at a refused ("unhealthy cluster") membership change.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What the templates of a pod that joined a running cluster get :
+/// `membership.state` and `membership.initial_cluster`; `null` otherwise.
+#[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
+pub struct Joined {
+    /// `new` for a bootstrap, `existing` for a join.
+    pub state: &'static str,
+    /// etcd's `initial-cluster`: `NAME=PEER-URL,...`.
+    pub initial_cluster: String,
+}
 
 /// One etcd pod of the set, as the membership actions see it.
 pub struct EtcdPod<'a, 'r> {
@@ -132,7 +144,7 @@ fn find(endpoints: &[Endpoint]) -> Option<Found> {
 }
 
 /// Retries `call` while etcd says "not now" (or the member does not answer), until `deadline`.
-fn retry<T>(
+pub(crate) fn retry<T>(
     what: &str,
     deadline: Instant,
     mut call: impl FnMut() -> Result<T, CallError>,

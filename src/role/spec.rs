@@ -52,6 +52,10 @@ pub struct RoleSpec {
 pub enum Membership {
     /// etcd, through its v3 JSON gateway; needs the vars `peer_port` and `bootstrap_size`.
     Etcd,
+    /// ZooKeeper 3.5 and later, by dynamic reconfiguration; needs the integer vars
+    /// `quorum_port`, `election_port` and `bootstrap_size` and the string var
+    /// `super_password_file`.
+    Zookeeper,
 }
 
 /// Server id = offset + ordinal, valid in `min..=max`.
@@ -205,6 +209,25 @@ impl RoleSpec {
             ensure!(
                 spec.port.is_some(),
                 "membership `etcd` needs the role's `port`"
+            );
+        }
+        if spec.membership == Some(Membership::Zookeeper) {
+            for var in ["quorum_port", "election_port", "bootstrap_size"] {
+                ensure!(
+                    matches!(spec.vars.get(var), Some(super::Var::Int(_))),
+                    "membership `zookeeper` needs the integer var `{var}`"
+                );
+            }
+            ensure!(
+                matches!(
+                    spec.vars.get("super_password_file"),
+                    Some(super::Var::Str(_))
+                ),
+                "membership `zookeeper` needs the string var `super_password_file`"
+            );
+            ensure!(
+                spec.port.is_some(),
+                "membership `zookeeper` needs the role's `port` (the client port)"
             );
         }
         if let Some(leader) = &spec.leader {

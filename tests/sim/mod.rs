@@ -405,6 +405,19 @@ impl Pods {
         }
     }
 
+    /// Kills the server of pod `ordinal` at once (SIGKILL to its process group), as a node
+    /// failure would: no preStop, no shutdown.
+    pub fn crash(&mut self, ordinal: u32) {
+        let i = self
+            .servers
+            .iter()
+            .position(|s| s.ordinal == ordinal)
+            .unwrap_or_else(|| panic!("no server runs in pod {}", self.hostname(ordinal)));
+        let mut server = self.servers.remove(i);
+        signal_group(&server.child, "KILL");
+        let _ = server.child.wait();
+    }
+
     /// The server log of pod `ordinal`.
     pub fn log(&self, ordinal: u32) -> String {
         fs::read_to_string(self.pod_dir(ordinal).join("server.log")).unwrap_or_default()

@@ -36,6 +36,8 @@ if ! command -v clang >/dev/null; then
 fi
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+# The lean build (no API or membership client, scripts/size.sh) and its tests must keep compiling.
+cargo clippy --locked --all-targets --no-default-features -- -D warnings
 # The fuzz targets must keep compiling; checked without libFuzzer they cost seconds (fuzz/README.md).
 # Not --locked: fuzz/Cargo.lock follows whatever dependencies rolecall gains.
 cargo fmt --check --manifest-path fuzz/Cargo.toml

@@ -5,6 +5,8 @@
 //! with ROLECALL_CI=1).
 
 mod common;
+// The API server and host address of the simulation serve only the day-2 tests of etcd.
+#[cfg_attr(not(all(feature = "member", feature = "kube")), allow(dead_code))]
 mod sim;
 
 use std::collections::BTreeSet;
@@ -505,6 +507,8 @@ fn redis_replicas_follow_the_primary_and_serve_its_writes() {
 // Day 2 for etcd: scale up, scale down, a lost volume, returning volumes, a killed join; every
 // step done as the StatefulSet controller does it, with a writer recording acknowledged puts.
 
+// rolecall's membership changes (cargo feature `member`) and `--from-api` (`kube`).
+#[cfg(all(feature = "member", feature = "kube"))]
 mod etcd_day2 {
     use std::collections::BTreeSet;
     use std::sync::atomic::{AtomicBool, Ordering};
@@ -984,6 +988,8 @@ mod etcd_day2 {
 // does it, with Debian's ZooKeeper 3.8, a writer recording acknowledged creates (kazoo, a client
 // independent of rolecall's), and every server's mode polled throughout: never two leaders.
 
+// rolecall's ZooKeeper reconfig (cargo feature `member`).
+#[cfg(feature = "member")]
 mod zookeeper_day2 {
     use std::collections::{BTreeMap, BTreeSet};
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};

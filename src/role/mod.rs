@@ -1,6 +1,7 @@
 //! Roles as data: the built-in roles embedded from `roles/`, a user's own role file, and the
 //! ad-hoc role built from flags. The role.toml schema is in [`spec`].
 
+mod builtin;
 mod spec;
 mod vars;
 
@@ -11,12 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
-use include_dir::{Dir, include_dir};
 
 use crate::configdir;
-
-/// The built-in roles: one directory per role, each with a role.toml and its templates.
-static BUILTIN: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/roles");
 
 /// The name of the role description file inside a role directory.
 pub const ROLE_FILE: &str = "role.toml";
@@ -50,27 +47,13 @@ impl Role {
 
     /// A built-in role by name.
     pub fn builtin(name: &str) -> anyhow::Result<Role> {
-        let dir = BUILTIN
-            .get_dir(name)
-            .filter(|_| !name.is_empty() && !name.starts_with('.'));
-        let Some(dir) = dir else {
+        let Some(files) = builtin::files(name) else {
             bail!(
                 "no built-in role `{name}` (built-in: {}); pass --role ./path/to/role.toml for your own",
                 builtin_names().join(", ")
             );
         };
-        let mut files = BTreeMap::new();
-        for file in dir.files() {
-            let file_name = file
-                .path()
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            let text = file
-                .contents_utf8()
-                .ok_or_else(|| anyhow!("built-in role {name}: {file_name} is not UTF-8"))?;
-            files.insert(file_name.to_string(), text.to_string());
-        }
+        let mut files = files?;
         let spec_text = files
             .remove(ROLE_FILE)
             .ok_or_else(|| anyhow!("built-in role {name} has no {ROLE_FILE}"))?;
@@ -204,16 +187,16 @@ impl Role {
     /// The role file and templates as they are shipped, for `roles show`.
     pub fn show_builtin(name: &str) -> anyhow::Result<String> {
         Role::builtin(name)?;
-        let dir = BUILTIN
-            .get_dir(name)
-            .ok_or_else(|| anyhow!("no built-in role `{name}`"))?;
-        let mut files: Vec<_> = dir.files().collect();
+        let mut files: Vec<_> = builtin::files(name)
+            .ok_or_else(|| anyhow!("no built-in role `{name}`"))??
+            .into_iter()
+            .collect();
         // role.toml first, then the templates by name.
-        files.sort_by_key(|f| (f.path().file_name() != Some(ROLE_FILE.as_ref()), f.path()));
+        files.sort_by(|(a, _), (b, _)| (a != ROLE_FILE, a).cmp(&(b != ROLE_FILE, b)));
         let mut out = String::new();
-        for file in files {
-            out.push_str(&format!("# ==> roles/{} <==\n", file.path().display()));
-            out.push_str(file.contents_utf8().unwrap_or("(not UTF-8)\n"));
+        for (file, text) in files {
+            out.push_str(&format!("# ==> roles/{name}/{file} <==\n"));
+            out.push_str(&text);
             if !out.ends_with('\n') {
                 out.push('\n');
             }
@@ -224,13 +207,7 @@ impl Role {
 
 /// The names of the built-in roles, sorted.
 pub fn builtin_names() -> Vec<&'static str> {
-    let mut names: Vec<_> = BUILTIN
-        .dirs()
-        .filter_map(|d| d.path().file_name().and_then(|n| n.to_str()))
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort_unstable();
-    names
+    builtin::names()
 }
 
 #[cfg(test)]

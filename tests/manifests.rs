@@ -468,18 +468,24 @@ fn check_api_access(ex: &Example, env: &BTreeMap<&str, &Value>) {
     }
 }
 
-/// The examples that read the set from the API: every one but zookeeper, whose server list
-/// must not follow `kubectl scale`; and those that take the node's zone.
+/// The examples read the set from the API, and those that take the node's zone. A static
+/// ZooKeeper server list must not follow `kubectl scale` (it splits the ensemble): zookeeper
+/// reads the API only with --data-dir, where rolecall reconfigures the ensemble. The roles whose
+/// membership rolecall changes (etcd, zookeeper) leave in a preStop hook that reads the set's new
+/// size from the API, and render with --data-dir.
 #[test]
-fn the_examples_read_the_set_from_the_api_but_zookeeper() {
-    if !can_load_yaml("the_examples_read_the_set_from_the_api_but_zookeeper") {
+fn the_examples_read_the_set_from_the_api() {
+    if !can_load_yaml("the_examples_read_the_set_from_the_api") {
         return;
     }
     let mut from_api = Vec::new();
     let mut topology = Vec::new();
+    let mut membership = Vec::new();
     for ex in load_examples() {
-        let init = &ex.statefulset["spec"]["template"]["spec"]["initContainers"][0];
-        if strings(&init["args"]).iter().any(|a| a == "--from-api") {
+        let pod = &ex.statefulset["spec"]["template"]["spec"];
+        let init = &pod["initContainers"][0];
+        let args = strings(&init["args"]);
+        if args.iter().any(|a| a == "--from-api") {
             from_api.push(ex.role.clone());
         }
         if init["env"]
@@ -489,6 +495,29 @@ fn the_examples_read_the_set_from_the_api_but_zookeeper() {
             .any(|e| e["name"] == json!("NODE_NAME"))
         {
             topology.push(ex.role.clone());
+        }
+        let leave = pod["containers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| strings(&c["lifecycle"]["preStop"]["exec"]["command"]))
+            .find(|c| c.iter().any(|a| a == "leave"));
+        if let Some(leave) = leave {
+            membership.push(ex.role.clone());
+            assert!(
+                flag(&args, "--data-dir").is_some(),
+                "{}: leave without --data-dir",
+                ex.role
+            );
+            assert_eq!(flag(&leave, "--role"), Some(ex.role.as_str()));
+            assert!(leave.iter().any(|a| a == "--from-api"), "{}", ex.role);
+            // What the render is given that the leave needs too (the super password).
+            for set in args
+                .iter()
+                .filter(|a| a.starts_with("super_password_file="))
+            {
+                assert!(leave.contains(set), "{}: leave without {set}", ex.role);
+            }
         }
     }
     assert_eq!(
@@ -502,9 +531,11 @@ fn the_examples_read_the_set_from_the_api_but_zookeeper() {
             "mysql",
             "raft",
             "redis",
-            "redis-cluster"
+            "redis-cluster",
+            "zookeeper"
         ]
     );
+    assert_eq!(membership, ["etcd", "zookeeper"]);
     assert_eq!(topology, ["cassandra", "elasticsearch", "kafka"]);
 }
 

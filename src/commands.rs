@@ -182,8 +182,17 @@ pub fn env(args: &EnvArgs) -> Result<()> {
     }
 }
 
-/// One field of this pod; the set's fields only when its size is known.
+/// One field of this pod; the set's fields only when its size is known. `replicas` is the set's
+/// size now, also in a pod the set no longer includes and at 0 (a preStop hook's question: does
+/// the set still include me?).
 pub fn get(args: &GetArgs) -> Result<()> {
+    if args.field == "replicas" {
+        let inputs = Inputs::for_leave(&args.pod, &args.role, false)?;
+        return match inputs.pod.shape.replicas {
+            Some(replicas) => print(&format!("{replicas}\n")),
+            None => Err(set_size_unknown("`get replicas`")),
+        };
+    }
     let inputs = Inputs::new(&args.pod, &args.role, false, None)?;
     let id = inputs.identify()?;
     let fields = if inputs.size_known() {

@@ -887,6 +887,47 @@ fn outside_a_pod_from_api_says_what_is_missing() {
 // ---------------------------------------------------------------------------------------------
 // What the API says is checked like any input
 
+/// `get replicas` is the set's size now, asked by a preStop hook: it answers in a pod the set no
+/// longer includes and when the set is scaled to 0, where every field of the pod itself is an
+/// identity error.
+#[test]
+fn get_replicas_answers_in_a_pod_beyond_the_set_and_at_0() {
+    let pki = pki(&["127.0.0.1"]);
+    let server = Server::start(
+        &pki,
+        "127.0.0.1:0",
+        vec![
+            ok(statefulset("rc", 6, None, "rc")),
+            ok(statefulset("rc", 6, None, "rc")),
+            ok(statefulset("rc", 0, None, "rc")),
+            ok(statefulset("rc", 0, None, "rc")),
+        ],
+        |_| {},
+    );
+    let pod = Pod::new(&pki);
+    let get = |field: &str| {
+        let args = [
+            "get",
+            field,
+            "--role",
+            "redis-cluster",
+            "--hostname",
+            "rc-7",
+            "--from-api",
+        ];
+        pod.run(server.addr, &args)
+    };
+    let out = get("replicas");
+    assert_code(&out, 0, &[]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "6\n");
+    assert_code(&get("index"), 3, &["ordinal 7 is outside the set"]);
+    let out = get("replicas");
+    assert_code(&out, 0, &[]);
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "0\n");
+    assert_code(&get("index"), 3, &["StatefulSet `rc` has spec.replicas 0"]);
+    assert_eq!(server.seen().len(), 4, "one GET per command");
+}
+
 #[test]
 fn a_set_or_a_node_rolecall_cannot_use_is_an_identity_error() {
     let pki = pki(&["127.0.0.1"]);
@@ -903,7 +944,7 @@ fn a_set_or_a_node_rolecall_cannot_use_is_an_identity_error() {
     );
     let pod = Pod::new(&pki);
     let get = |extra: &[&str]| {
-        let mut args = vec!["get", "replicas", "--hostname", "zk-0", "--from-api"];
+        let mut args = vec!["get", "index", "--hostname", "zk-0", "--from-api"];
         args.extend(extra);
         pod.run(server.addr, &args)
     };

@@ -381,7 +381,8 @@ fn check_api_access(ex: &Example, env: &BTreeMap<&str, &Value>) {
         "{role}"
     );
     // The token: only where rolecall runs: the rolecall init container, and a main container
-    // whose preStop hook runs `rolecall leave` (it reads the set's size now); in no other.
+    // whose preStop hook runs `rolecall leave` or `rolecall get replicas` (it reads the set's
+    // size now); in no other.
     const SA_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
     let volume = pod["volumes"]
         .as_array()
@@ -420,11 +421,10 @@ fn check_api_access(ex: &Example, env: &BTreeMap<&str, &Value>) {
             .unwrap()
             .iter()
             .any(|m| m["name"] == volume["name"]);
-        let pre_stop = strings(&container["lifecycle"]["preStop"]["exec"]["command"]);
-        let leaves = pre_stop.first().is_some_and(|c| c.ends_with("/rolecall"))
-            && pre_stop.iter().any(|a| a == "leave")
-            && pre_stop.iter().any(|a| a == "--from-api");
-        let is_rolecall = container["name"] == json!("rolecall") || leaves;
+        // rolecall run by the hook itself or by its shell script, asking the API.
+        let pre_stop = strings(&container["lifecycle"]["preStop"]["exec"]["command"]).join(" ");
+        let asks_api = pre_stop.contains("/rolecall/rolecall ") && pre_stop.contains(" --from-api");
+        let is_rolecall = container["name"] == json!("rolecall") || asks_api;
         assert_eq!(mounts_token, is_rolecall, "{role}: {}", container["name"]);
         if is_rolecall {
             let mount = container["volumeMounts"]

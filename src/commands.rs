@@ -187,7 +187,7 @@ pub fn env(args: &EnvArgs) -> Result<()> {
 /// the set still include me?).
 pub fn get(args: &GetArgs) -> Result<()> {
     if args.field == "replicas" {
-        let inputs = Inputs::for_leave(&args.pod, &args.role, false)?;
+        let inputs = Inputs::at_any_size(&args.pod, &args.role, false)?;
         return match inputs.pod.shape.replicas {
             Some(replicas) => print(&format!("{replicas}\n")),
             None => Err(set_size_unknown("`get replicas`")),

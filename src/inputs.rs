@@ -31,9 +31,9 @@ impl Inputs {
         Inputs::read(pod, role, quiet, name, false)
     }
 
-    /// As `new`, for `leave`: a StatefulSet scaled to 0 is a pause, not an error.
-    #[cfg(feature = "member")]
-    pub fn for_leave(pod: &PodArgs, role: &RoleArgs, quiet: bool) -> Result<Self> {
+    /// As `new`, for `leave` and `get replicas`: a StatefulSet scaled to 0 is a pause, not an
+    /// error.
+    pub fn at_any_size(pod: &PodArgs, role: &RoleArgs, quiet: bool) -> Result<Self> {
         Inputs::read(pod, role, quiet, None, true)
     }
 

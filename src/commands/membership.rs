@@ -125,7 +125,7 @@ mod with_member {
         let timeout = parse_duration(&args.timeout)
             .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
             .or_exit(Exit::Usage)?;
-        let inputs = Inputs::for_leave(&args.pod, &args.role, args.quiet)?;
+        let inputs = Inputs::at_any_size(&args.pod, &args.role, args.quiet)?;
         let Some(membership) = inputs.role.role.spec.membership else {
             crate::fail!(
                 Exit::Usage,

@@ -971,6 +971,27 @@ mod etcd_day2 {
                 scale(4)(ctl)
             },
         );
+        // A rolling update (a new pod template): each pod's preStop sees the set still includes
+        // it and stays; each restarts from its data as the same member.
+        let mut next = tpl.clone();
+        next.revision += 1;
+        step(
+            "a rolling update of 4 (3, 2, 1, 0 restart)",
+            &mut ctl,
+            &writer,
+            &mut rows,
+            |ctl| {
+                let before = member_ids(ctl)?;
+                ctl.scale(&mut Etcd, 4, next)?;
+                let after = member_ids(ctl)?;
+                if before != after {
+                    return Err(format!(
+                        "members before the rolling update {before:?}, after {after:?}"
+                    ));
+                }
+                Ok(())
+            },
+        );
         let total = writer.acked().len();
         writer.finish();
         report(&format!(

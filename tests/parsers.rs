@@ -911,7 +911,7 @@ fn scripts_parse_with_sh_and_bash() {
     let root = scratch();
     let sets = [
         Set::render("redis-cluster", 6, 0, &[], root.path()),
-        Set::render("redis-cluster", 7, 5, &[], root.path()),
+        Set::render("redis-cluster", 8, 5, &[], root.path()),
         Set::render("mongodb", 3, 0, &[], root.path()),
         Set::render("mongodb", 9, 5, &[], root.path()),
         Set::render("kafka", 5, 0, &[], root.path()),
@@ -924,8 +924,15 @@ fn scripts_parse_with_sh_and_bash() {
     // And the scripts every pod gets.
     let every_pod: Vec<PathBuf> = paths(&sets, "join-replica-set.sh")
         .chain(paths(&sets, "format-storage.sh"))
+        .chain(paths(&sets, "join-cluster.sh"))
+        .chain(paths(&sets, "leave-cluster.sh"))
+        .chain(paths(&sets, "ready.sh"))
         .collect();
-    assert_eq!(every_pod.len(), 3 + 9 + 5 + 3, "one script per pod");
+    assert_eq!(
+        every_pod.len(),
+        3 + 9 + 5 + 3 + 3 * (6 + 8),
+        "one script of each kind per pod"
+    );
     let scripts = [scripts, every_pod].concat();
     for (shell, _) in SHELLS {
         for script in &scripts {

@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# rolecall as an image holding nothing but its static binary (about 2 MB), one image per
+# rolecall as an image holding nothing but its static binary (about 3 MB), one image per
 # platform, linux/amd64 and linux/arm64:
 #
 #   docker buildx build --platform linux/amd64,linux/arm64 \

@@ -167,25 +167,12 @@ mod with_member {
         timeout: Duration,
         quiet: bool,
     ) -> Result<EtcdPod<'a, 'r>> {
-        let int = |name: &str| match inputs.role.vars.get(name) {
-            Some(Var::Int(n)) => Ok(*n),
-            _ => Err(Failure::new(
-                Exit::Template,
-                anyhow!(
-                    "role {}: membership `etcd` needs the integer var `{name}`",
-                    inputs.role.role.name
-                ),
-            )),
+        let vars = RoleVars {
+            inputs,
+            kind: "etcd",
         };
-        let peer_port = u16::try_from(int("peer_port")?)
-            .ok()
-            .filter(|p| *p > 0)
-            .ok_or_else(|| Failure::new(Exit::Usage, anyhow!("var `peer_port` is not a port")))?;
-        let bootstrap_size = match u32::try_from(int("bootstrap_size")?) {
-            Ok(0) => set_size,
-            Ok(n) => n,
-            Err(_) => crate::fail!(Exit::Usage, "var `bootstrap_size` must be 0 or more"),
-        };
+        let peer_port = vars.port("peer_port")?;
+        let bootstrap_size = vars.bootstrap_size(set_size)?;
         let client_port = cluster.model.role().spec.port.unwrap_or(2379);
         Ok(EtcdPod {
             cluster,
@@ -197,6 +184,42 @@ mod with_member {
             timeout,
             quiet,
         })
+    }
+
+    /// The integer vars a membership action of `kind` reads from the role.
+    struct RoleVars<'a> {
+        inputs: &'a Inputs,
+        kind: &'static str,
+    }
+
+    impl RoleVars<'_> {
+        fn int(&self, name: &str) -> Result<i64> {
+            match self.inputs.role.vars.get(name) {
+                Some(Var::Int(n)) => Ok(*n),
+                _ => crate::fail!(
+                    Exit::Template,
+                    "role {}: membership `{}` needs the integer var `{name}`",
+                    self.inputs.role.role.name,
+                    self.kind
+                ),
+            }
+        }
+
+        fn port(&self, name: &str) -> Result<u16> {
+            u16::try_from(self.int(name)?)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| Failure::new(Exit::Usage, anyhow!("var `{name}` is not a port")))
+        }
+
+        /// `bootstrap_size`, where 0 stands for the set's size.
+        fn bootstrap_size(&self, set_size: u32) -> Result<u32> {
+            match u32::try_from(self.int("bootstrap_size")?) {
+                Ok(0) => Ok(set_size),
+                Ok(n) => Ok(n),
+                Err(_) => crate::fail!(Exit::Usage, "var `bootstrap_size` must be 0 or more"),
+            }
+        }
     }
 
     /// The membership decision as the templates see it, `membership`.
@@ -223,31 +246,12 @@ mod with_member {
         timeout: Duration,
         quiet: bool,
     ) -> Result<ZkPod<'a, 'r>> {
-        let role = &inputs.role.role.name;
-        let port = |name: &str| match inputs.role.vars.get(name) {
-            Some(Var::Int(n)) => u16::try_from(*n)
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| Failure::new(Exit::Usage, anyhow!("var `{name}` is not a port"))),
-            _ => Err(Failure::new(
-                Exit::Template,
-                anyhow!("role {role}: membership `zookeeper` needs the integer var `{name}`"),
-            )),
+        let vars = RoleVars {
+            inputs,
+            kind: "zookeeper",
         };
-        let (quorum_port, election_port) = (port("quorum_port")?, port("election_port")?);
-        let bootstrap_size = match inputs.role.vars.get("bootstrap_size") {
-            Some(Var::Int(0)) => set_size,
-            Some(Var::Int(n)) => u32::try_from(*n).map_err(|_| {
-                Failure::new(
-                    Exit::Usage,
-                    anyhow!("var `bootstrap_size` must be 0 or more"),
-                )
-            })?,
-            _ => crate::fail!(
-                Exit::Template,
-                "role {role}: membership `zookeeper` needs the integer var `bootstrap_size`"
-            ),
-        };
+        let (quorum_port, election_port) = (vars.port("quorum_port")?, vars.port("election_port")?);
+        let bootstrap_size = vars.bootstrap_size(set_size)?;
         let file = match inputs.role.vars.get("super_password_file") {
             Some(Var::Str(f)) if !f.is_empty() => f.clone(),
             _ => crate::fail!(

@@ -11,7 +11,7 @@ use crate::names::{MAX_ORDINAL, MAX_REPLICAS};
 ///
 /// Runs as an initContainer: reads the pod's hostname, works out who it is in the set, renders
 /// the config templates of its role and exits. Exit codes: 0 ok, 1 internal, 2 usage,
-/// 3 identity, 4 role or template, 5 output, 6 wait timed out, 8 Kubernetes API.
+/// 3 identity, 4 role or template, 5 output, 6 wait timed out, 7 membership, 8 Kubernetes API.
 #[derive(Debug, Parser)]
 #[command(
     name = "rolecall",

@@ -1,7 +1,8 @@
 //! Exit codes and the error type that carries one.
 //!
-//! Stages return `anyhow::Result`; the pipeline in `lib.rs` tags each stage's errors with the exit
-//! code that stage stands for, so `main` can print the message once and exit with the right code.
+//! Stages return `anyhow::Result`; the commands in `commands.rs` tag each stage's errors with the
+//! exit code that stage stands for, so `main` can print the message once and exit with the right
+//! code.
 
 use std::fmt;
 

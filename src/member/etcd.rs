@@ -8,6 +8,8 @@ use anyhow::{Context as _, anyhow, bail};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::CallError;
+
 /// One member as the gateway lists it. A member that has not started yet has no client URL: it
 /// publishes them when it starts. One added with `member add` has no name either (matched by
 /// its peer URL); one of a static bootstrap has the name `initial-cluster` gave it.
@@ -61,36 +63,6 @@ struct Status {
     header: Header,
     #[serde(deserialize_with = "id_from_string")]
     leader: u64,
-}
-
-/// What went wrong with a call: whether trying again later may help.
-#[derive(Debug)]
-pub enum CallError {
-    /// Nothing answered: no address, refused, timed out. The member may come up.
-    Unreachable(anyhow::Error),
-    /// etcd answered no for now: a membership change too soon after a member (re)connected
-    /// ("unhealthy cluster"), no leader, not enough started members. Retry.
-    Busy(anyhow::Error),
-    /// etcd answered no for good, or did not answer as etcd.
-    Refused(anyhow::Error),
-}
-
-impl CallError {
-    pub fn into_inner(self) -> anyhow::Error {
-        match self {
-            CallError::Unreachable(e) | CallError::Busy(e) | CallError::Refused(e) => e,
-        }
-    }
-}
-
-impl std::fmt::Display for CallError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallError::Unreachable(e) | CallError::Busy(e) | CallError::Refused(e) => {
-                write!(f, "{e:#}")
-            }
-        }
-    }
 }
 
 /// One etcd member's client endpoint, `http://HOST:PORT`.

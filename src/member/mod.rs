@@ -17,7 +17,7 @@ use anyhow::{Context as _, anyhow, bail};
 
 use crate::model::{Cluster, Model};
 use crate::output::say;
-use etcd::{CallError, Endpoint, Member};
+use etcd::{Endpoint, Member};
 
 /// How long one call may take to connect: a pod that is not there must not hold a start.
 const CONNECT: Duration = Duration::from_millis(1000);
@@ -143,7 +143,40 @@ fn find(endpoints: &[Endpoint]) -> Option<Found> {
     })
 }
 
-/// Retries `call` while etcd says "not now" (or the member does not answer), until `deadline`.
+/// What went wrong with a call to a member (etcd's gateway or a ZooKeeper server): whether
+/// trying again later may help.
+#[derive(Debug)]
+pub enum CallError {
+    /// Nothing answered: no address, refused, timed out. The member may come up.
+    Unreachable(anyhow::Error),
+    /// The cluster answered no for now: a membership change too soon after a member
+    /// (re)connected (etcd's "unhealthy cluster"), no leader, another reconfig in progress, not
+    /// enough started members. Retry.
+    Busy(anyhow::Error),
+    /// The cluster answered no for good, or did not answer as the server it should be.
+    Refused(anyhow::Error),
+}
+
+impl CallError {
+    pub fn into_inner(self) -> anyhow::Error {
+        match self {
+            CallError::Unreachable(e) | CallError::Busy(e) | CallError::Refused(e) => e,
+        }
+    }
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(e) | CallError::Busy(e) | CallError::Refused(e) => {
+                write!(f, "{e:#}")
+            }
+        }
+    }
+}
+
+/// Retries `call` while the cluster says "not now" (or the member does not answer), until
+/// `deadline`.
 pub(crate) fn retry<T>(
     what: &str,
     deadline: Instant,

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::anyhow;
 
-use super::etcd::CallError;
+use super::CallError;
 
 /// The znode that holds the ensemble's dynamic configuration.
 pub const CONFIG_NODE: &str = "/zookeeper/config";

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail};
 use serde::Serialize;
 
-use super::etcd::CallError;
+use super::CallError;
 use super::zk_client::{CONFIG_NODE, Session};
 pub use super::zk_config::{Config, Server, has_zookeeper_data, newest_local};
 use super::{Left, retry};

@@ -431,6 +431,11 @@ fn parse_owner(arg: &str) -> anyhow::Result<Owner> {
     Ok(owner)
 }
 
+/// A duration flag's value; the error names the flag and its value.
+pub fn duration_flag(flag: &str, text: &str) -> anyhow::Result<Duration> {
+    parse_duration(text).map_err(|why| anyhow!("{flag} `{}` {why}", text.escape_debug()))
+}
+
 /// The shortest --interval: anything shorter is a busy loop against the peers.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -454,10 +459,8 @@ impl WaitSettings {
             .iter()
             .map(|t| Ok((t.clone(), parse_target(t)?)))
             .collect::<anyhow::Result<_>>()?;
-        let timeout = parse_duration(&args.timeout)
-            .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))?;
-        let interval = parse_duration(&args.interval)
-            .map_err(|why| anyhow!("--interval `{}` {why}", args.interval.escape_debug()))?;
+        let timeout = duration_flag("--timeout", &args.timeout)?;
+        let interval = duration_flag("--interval", &args.interval)?;
         ensure!(
             interval >= MIN_INTERVAL,
             "--interval `{}` is too short; give at least 10ms",

@@ -58,14 +58,13 @@ mod with_member {
 
     use super::Decided;
     use crate::cli::LeaveArgs;
-    use crate::duration::parse_duration;
     use crate::error::{Exit, Failure, OrExit, Result};
     use crate::inputs::Inputs;
     use crate::member::zookeeper::{self, ZkPod};
     use crate::member::{self, EtcdPod};
     use crate::model::Cluster;
     use crate::role::{Membership, Var};
-    use crate::settings::{OutputSettings, set_size_unknown};
+    use crate::settings::{OutputSettings, duration_flag, set_size_unknown};
     use crate::write::OutFile;
 
     /// Before a render: the membership action of `kind` for the pod at `index`; `None` when
@@ -122,9 +121,7 @@ mod with_member {
     /// `rolecall leave`: in a preStop hook, leaves the cluster when the set shrank past this
     /// pod; nothing on a restart, a rolling update or a scale to 0.
     pub fn leave(args: &LeaveArgs) -> Result<()> {
-        let timeout = parse_duration(&args.timeout)
-            .map_err(|why| anyhow!("--timeout `{}` {why}", args.timeout.escape_debug()))
-            .or_exit(Exit::Usage)?;
+        let timeout = duration_flag("--timeout", &args.timeout).or_exit(Exit::Usage)?;
         let inputs = Inputs::at_any_size(&args.pod, &args.role, args.quiet)?;
         let Some(membership) = inputs.role.role.spec.membership else {
             crate::fail!(

@@ -14,9 +14,10 @@ use crate::cli::{
     RenderArgs, RolesArgs, RolesCommand, WaitCmdArgs,
 };
 use crate::error::{Exit, Failure, OrExit, Result};
+use crate::identity::Identity;
 use crate::inputs::Inputs;
 use crate::memory::{self, Stage};
-use crate::model::SET_FIELDS;
+use crate::model::{Cluster, Member, Model, SET_FIELDS};
 use crate::render::{render_alone, render_pod};
 use crate::role::{self, Role};
 use crate::settings::{OutputSettings, WaitSettings, set_size_unknown};
@@ -50,39 +51,56 @@ fn wait_for(plan: &wait::Plan, settings: &WaitSettings, quiet: bool) -> Result<(
     wait::wait(plan, settings, quiet).or_exit(Exit::Timeout)
 }
 
+/// This pod's set as far as its size is known: every pod, or without the size only the rules
+/// that place this one.
+enum Set<'r> {
+    Cluster(Cluster<'r>),
+    Model(Model<'r>),
+}
+
+impl<'r> Set<'r> {
+    /// `what` names the command in the messages.
+    fn of(inputs: &'r Inputs, id: &Identity, what: &str) -> Result<Self> {
+        Ok(if inputs.size_known() {
+            Set::Cluster(inputs.cluster(&id.set, what)?)
+        } else {
+            Set::Model(inputs.model(&id.set)?)
+        })
+    }
+
+    /// The pod at `index`.
+    fn member(&self, index: u32) -> Result<Member> {
+        match self {
+            Set::Cluster(cluster) => Ok(cluster.members[index as usize].clone()),
+            Set::Model(model) => model.member(index).or_exit(Exit::Template),
+        }
+    }
+
+    /// The pods wait targets can name, seen from the pod at `index`.
+    fn pods(&self, index: u32) -> Pods<'_, 'r> {
+        match self {
+            Set::Cluster(cluster) => Pods::Cluster { cluster, index },
+            Set::Model(model) => Pods::Model { model, index },
+        }
+    }
+}
+
 pub fn render(args: &RenderArgs) -> Result<()> {
     let inputs = Inputs::new(&args.pod, &args.role, args.quiet, None)?;
     let output = OutputSettings::from_args(args)?;
     let waits = WaitSettings::from_args(&args.wait)?;
     let id = inputs.identify()?;
-    let model;
-    let cluster;
-    let (pods, me) = if inputs.size_known() {
-        cluster = inputs.cluster(&id.set, "render")?;
-        let me = cluster.members[id.index as usize].clone();
-        let pods = Pods::Cluster {
-            cluster: &cluster,
-            index: id.index,
-        };
-        (pods, me)
-    } else {
-        model = inputs.model(&id.set)?;
-        let me = model.member(id.index).or_exit(Exit::Template)?;
-        let pods = Pods::Model {
-            model: &model,
-            index: id.index,
-        };
-        (pods, me)
-    };
-    let wait_plan = wait::plan(&waits.specs, &pods).map_err(plan_failure)?;
+    let set = Set::of(&inputs, &id, "render")?;
+    let me = set.member(id.index)?;
+    let wait_plan = wait::plan(&waits.specs, &set.pods(id.index)).map_err(plan_failure)?;
     let templates = inputs.templates()?;
     let (role, facts, mode) = (&inputs.role, inputs.facts(), output.mode);
     let render = |membership: Option<&serde_json::Value>| {
-        match &pods {
-            Pods::Cluster { cluster, index } => {
-                render_pod(&templates, role, cluster, *index, facts, mode, membership)
+        match &set {
+            Set::Cluster(cluster) => {
+                render_pod(&templates, role, cluster, id.index, facts, mode, membership)
             }
-            Pods::Model { model, .. } => {
+            Set::Model(model) => {
                 if let Some((template, field)) = templates.set_field_used(role.role.all_files()) {
                     return Err(set_size_unknown(&format!(
                         "template {template} uses `{field}`, which"
@@ -90,7 +108,6 @@ pub fn render(args: &RenderArgs) -> Result<()> {
                 }
                 render_alone(&templates, role, model, &me, facts, mode)
             }
-            Pods::Unknown => crate::fail!(Exit::Internal, "render has no pod to render"),
         }
         .or_exit(Exit::Template)
     };
@@ -102,8 +119,8 @@ pub fn render(args: &RenderArgs) -> Result<()> {
     }
     // With --data-dir, a role with membership actions first joins the running cluster; what it
     // decides goes into the files. A dry run makes no call.
-    if let (Some(data_dir), Some(kind), Pods::Cluster { cluster, index }) =
-        (&role.data_dir, role.role.spec.membership, &pods)
+    if let (Some(data_dir), Some(kind), Set::Cluster(cluster)) =
+        (&role.data_dir, role.role.spec.membership, &set)
     {
         if output.dry_run {
             if !output.quiet {
@@ -113,7 +130,7 @@ pub fn render(args: &RenderArgs) -> Result<()> {
             &inputs,
             kind,
             cluster,
-            *index,
+            id.index,
             data_dir,
             &output,
             waits.timeout,
@@ -296,21 +313,8 @@ pub fn wait(args: &WaitCmdArgs) -> Result<()> {
     } else {
         let id = inputs.identify()?;
         // Without --replicas only `previous` can be placed; `wait::plan` says what is missing.
-        if inputs.size_known() {
-            let cluster = inputs.cluster(&id.set, "wait")?;
-            let pods = Pods::Cluster {
-                cluster: &cluster,
-                index: id.index,
-            };
-            wait::plan(&waits.specs, &pods)
-        } else {
-            let model = inputs.model(&id.set)?;
-            let pods = Pods::Model {
-                model: &model,
-                index: id.index,
-            };
-            wait::plan(&waits.specs, &pods)
-        }
+        let set = Set::of(&inputs, &id, "wait")?;
+        wait::plan(&waits.specs, &set.pods(id.index))
     }
     .map_err(plan_failure)?;
     wait_for(&plan, &waits, args.quiet)

@@ -54,16 +54,54 @@ pub struct EtcdPod<'a, 'r> {
     pub quiet: bool,
 }
 
-impl EtcdPod<'_, '_> {
-    /// One decision, said on stderr unless quiet.
-    fn say(&self, line: &str) {
-        if !self.quiet {
-            say(&format!("rolecall: {line}"));
-        }
+/// One decision, said on stderr unless quiet.
+fn tell(quiet: bool, line: &str) {
+    if !quiet {
+        say(&format!("rolecall: {line}"));
     }
 }
 
+/// Whether the set, of `set_size` pods from the start ordinal, includes the pod at `ordinal`.
+fn includes(model: &Model, set_size: u32, ordinal: u32) -> bool {
+    let start = model.start_ordinal;
+    (start..start + set_size).contains(&ordinal)
+}
+
+/// What `leave` decides before any call, the same for every role: a set scaled to 0 is a pause
+/// and a set that still includes the pod (a restart, a rolling update) keeps it, each said
+/// with `staying`. `None`: the set shrank past the pod, which leaves.
+fn stays(
+    me: &crate::model::Member,
+    model: &Model,
+    set_size: u32,
+    quiet: bool,
+    staying: &str,
+) -> Option<Left> {
+    if set_size == 0 {
+        tell(
+            quiet,
+            &format!("the set is scaled to 0: a pause, {staying}"),
+        );
+        return Some(Left::Paused);
+    }
+    if includes(model, set_size, me.ordinal) {
+        tell(
+            quiet,
+            &format!(
+                "the set of {set_size} still includes {}: {staying}",
+                me.hostname
+            ),
+        );
+        return Some(Left::Stays);
+    }
+    None
+}
+
 impl EtcdPod<'_, '_> {
+    fn say(&self, line: &str) {
+        tell(self.quiet, line);
+    }
+
     fn model(&self) -> &Model<'_> {
         &self.cluster.model
     }
@@ -98,32 +136,34 @@ impl EtcdPod<'_, '_> {
             .collect()
     }
 
+    /// Whether a member is this pod's: by name, or (not started yet) by peer URL.
+    fn is_me(&self, member: &Member) -> bool {
+        member.name == self.me().hostname || member.peer_urls.contains(&self.my_peer_url())
+    }
+
     /// The pod of this set a member stands for, by name or (not started yet) by peer URL: its
     /// ordinal. Members of other sets (or added by hand) are `None`.
     fn ordinal_of(&self, member: &Member) -> Option<u32> {
-        let set = &self.model().set;
         if !member.name.is_empty() {
-            return set.ordinal_of(&member.name);
+            return self.model().set.ordinal_of(&member.name);
         }
-        let url = member.peer_urls.first()?;
+        self.ordinal_of_peer_url(member.peer_urls.first()?)
+    }
+
+    /// The ordinal of the pod of this set whose peer URL (`http://POD.SERVICE...:PORT`) this is.
+    fn ordinal_of_peer_url(&self, url: &str) -> Option<u32> {
         let host = url.split("://").nth(1)?.split([':', '/']).next()?;
-        set.ordinal_of(host.split('.').next()?)
+        self.model().set.ordinal_of(host.split('.').next()?)
     }
 
     /// The pod name a member not started yet stands for, from its peer URL.
     fn name_of_peer_url(&self, url: &str) -> Option<String> {
-        let fake = Member {
-            id: 0,
-            name: String::new(),
-            peer_urls: vec![url.to_string()],
-            client_urls: Vec::new(),
-        };
-        self.ordinal_of(&fake).map(|o| self.model().set.pod(o))
+        self.ordinal_of_peer_url(url)
+            .map(|o| self.model().set.pod(o))
     }
 
     fn in_set(&self, ordinal: u32) -> bool {
-        let start = self.model().start_ordinal;
-        (start..start + self.set_size).contains(&ordinal)
+        includes(self.model(), self.set_size, ordinal)
     }
 }
 
@@ -292,9 +332,8 @@ pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joi
             initial_cluster: first.join(","),
         }));
     };
-    let mine = |m: &Member| m.name == me.hostname || m.peer_urls.contains(&my_url);
     if has_data {
-        match members.iter().find(|m| mine(m)) {
+        match members.iter().find(|m| pod.is_me(m)) {
             Some(m) if m.started() => {
                 prune(pod, &endpoint, &mut members, deadline)?;
                 return Ok(None);
@@ -313,7 +352,11 @@ pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joi
     }
     debug_assert!(!has_data);
     prune(pod, &endpoint, &mut members, deadline)?;
-    if let Some(old) = members.iter().find(|m| m.started() && mine(m)).cloned() {
+    if let Some(old) = members
+        .iter()
+        .find(|m| m.started() && pod.is_me(m))
+        .cloned()
+    {
         pod.say(&format!(
             "replacing lost member {} (id {}): its data dir is empty",
             me.hostname,
@@ -327,7 +370,7 @@ pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joi
         members.retain(|m| m.id != old.id);
     }
     let started = members.iter().filter(|m| m.started()).count();
-    if members.iter().any(|m| !m.started() && mine(m)) {
+    if members.iter().any(|m| !m.started() && pod.is_me(m)) {
         pod.say(&format!(
             "{} was added before but has not started; joining the cluster of {started}",
             me.hostname
@@ -398,17 +441,8 @@ pub enum Left {
 pub fn leave_etcd(pod: &EtcdPod) -> anyhow::Result<Left> {
     let me = pod.me();
     let replicas = pod.set_size;
-    if replicas == 0 {
-        pod.say("the set is scaled to 0: a pause, staying a member");
-        return Ok(Left::Paused);
-    }
-    let start = pod.model().start_ordinal;
-    if me.ordinal < start + replicas {
-        pod.say(&format!(
-            "the set of {replicas} still includes {}: staying a member",
-            me.hostname
-        ));
-        return Ok(Left::Stays);
+    if let Some(left) = stays(me, pod.model(), replicas, pod.quiet, "staying a member") {
+        return Ok(left);
     }
     let deadline = Instant::now() + pod.timeout;
     let endpoints = pod.endpoints(true);
@@ -423,13 +457,7 @@ pub fn leave_etcd(pod: &EtcdPod) -> anyhow::Result<Left> {
             None => std::thread::sleep(Duration::from_millis(500)),
         }
     };
-    let my_url = pod.my_peer_url();
-    let Some(member) = found
-        .members
-        .iter()
-        .find(|m| m.name == me.hostname || m.peer_urls.contains(&my_url))
-        .cloned()
-    else {
+    let Some(member) = found.members.iter().find(|m| pod.is_me(m)).cloned() else {
         pod.say(&format!(
             "leaving: the cluster does not list {}; nothing to remove",
             me.hostname
@@ -487,5 +515,85 @@ fn hand_over_leadership(pod: &EtcdPod, me: &Member, members: &[Member], deadline
             "leaving: handed leadership to member {}",
             etcd::show_id(to)
         ));
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::{Placement, test_model};
+    use crate::role::Role;
+
+    /// Names that resolve nowhere: a call that should not be made fails at once.
+    pub(super) fn nowhere(service: &str) -> Placement {
+        Placement {
+            service: service.into(),
+            namespace: "nowhere".into(),
+            cluster_domain: "invalid".into(),
+        }
+    }
+
+    fn etcd_pod<'a, 'r>(cluster: &'a Cluster<'r>, set_size: u32, index: u32) -> EtcdPod<'a, 'r> {
+        EtcdPod {
+            cluster,
+            set_size,
+            index,
+            client_port: 2379,
+            peer_port: 2380,
+            bootstrap_size: 3,
+            timeout: Duration::ZERO,
+            quiet: true,
+        }
+    }
+
+    fn member(name: &str, peer_url: &str) -> Member {
+        Member {
+            id: 1,
+            name: name.into(),
+            peer_urls: vec![peer_url.into()],
+            client_urls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn members_stand_for_pods_by_name_or_by_peer_url() {
+        let role = Role::builtin("etcd").unwrap();
+        // Ordinals 5 to 9; the set of 3 is 5, 6 and 7.
+        let cluster = test_model(&role, &role.spec.vars, "etcd", nowhere("etcd"), 5)
+            .cluster(5)
+            .unwrap();
+        let pod = etcd_pod(&cluster, 3, 1);
+        let url = |o: u32| format!("http://etcd-{o}.etcd.nowhere.svc.invalid:2380");
+        assert_eq!(pod.my_peer_url(), url(6));
+        assert_eq!(pod.ordinal_of(&member("", &url(8))), Some(8));
+        assert_eq!(pod.ordinal_of(&member("etcd-9", "http://x:2380")), Some(9));
+        assert_eq!(
+            pod.ordinal_of(&member("other-8", &url(8))),
+            None,
+            "a name wins"
+        );
+        assert_eq!(pod.ordinal_of(&member("", "http://other-8.o:2380")), None);
+        assert_eq!(pod.name_of_peer_url(&url(8)).as_deref(), Some("etcd-8"));
+        assert!(pod.is_me(&member("etcd-6", "http://x:2380")));
+        assert!(pod.is_me(&member("", &url(6))));
+        assert!(!pod.is_me(&member("", &url(7))));
+        let inside: Vec<u32> = (0..12).filter(|o| pod.in_set(*o)).collect();
+        assert_eq!(inside, [5, 6, 7]);
+    }
+
+    #[test]
+    fn etcd_leave_decides_from_the_set_size_before_any_call() {
+        let role = Role::builtin("etcd").unwrap();
+        let cluster = test_model(&role, &role.spec.vars, "etcd", nowhere("etcd"), 0)
+            .cluster(4)
+            .unwrap();
+        assert_eq!(leave_etcd(&etcd_pod(&cluster, 0, 3)).unwrap(), Left::Paused);
+        assert_eq!(leave_etcd(&etcd_pod(&cluster, 4, 3)).unwrap(), Left::Stays);
+        assert_eq!(leave_etcd(&etcd_pod(&cluster, 3, 2)).unwrap(), Left::Stays);
+        let beyond = leave_etcd(&etcd_pod(&cluster, 3, 3)).unwrap_err();
+        assert!(
+            format!("{beyond:#}").contains("no member of the etcd cluster answered"),
+            "{beyond:#}"
+        );
     }
 }

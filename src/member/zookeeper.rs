@@ -18,9 +18,8 @@ use serde::Serialize;
 use super::CallError;
 use super::zk_client::{CONFIG_NODE, Session};
 pub use super::zk_config::{Config, Server, has_zookeeper_data, newest_local};
-use super::{Left, retry};
+use super::{Left, includes, retry, stays, tell};
 use crate::model::{Cluster, Member, Model};
-use crate::output::say;
 
 /// How long one connection may take to open: a pod that is not there must not hold a start.
 const CONNECT: Duration = Duration::from_millis(1000);
@@ -62,9 +61,7 @@ pub struct ZkPod<'a, 'r> {
 
 impl ZkPod<'_, '_> {
     fn say(&self, line: &str) {
-        if !self.quiet {
-            say(&format!("rolecall: {line}"));
-        }
+        tell(self.quiet, line);
     }
 
     fn model(&self) -> &Model<'_> {
@@ -113,8 +110,7 @@ impl ZkPod<'_, '_> {
     }
 
     fn in_set(&self, ordinal: u32) -> bool {
-        let start = self.model().start_ordinal;
-        (start..start + self.set_size).contains(&ordinal)
+        includes(self.model(), self.set_size, ordinal)
     }
 
     /// The client endpoints of the set's other pods (and of this pod's own server first, for a
@@ -382,16 +378,14 @@ fn add(
 pub fn leave_zookeeper(pod: &ZkPod) -> anyhow::Result<Left> {
     let me = pod.me();
     let replicas = pod.set_size;
-    if replicas == 0 {
-        pod.say("the set is scaled to 0: a pause, staying in the ensemble");
-        return Ok(Left::Paused);
-    }
-    if pod.in_set(me.ordinal) {
-        pod.say(&format!(
-            "the set of {replicas} still includes {}: staying in the ensemble",
-            me.hostname
-        ));
-        return Ok(Left::Stays);
+    if let Some(left) = stays(
+        me,
+        pod.model(),
+        replicas,
+        pod.quiet,
+        "staying in the ensemble",
+    ) {
+        return Ok(left);
     }
     let deadline = Instant::now() + pod.timeout;
     // Others first: this server may be the leader, whose clients lose their connection when
@@ -435,4 +429,82 @@ pub fn leave_zookeeper(pod: &ZkPod) -> anyhow::Result<Left> {
         config.version
     ));
     Ok(Left::Removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::member::tests::nowhere;
+    use crate::model::test_model;
+    use crate::role::Role;
+
+    fn zk_pod<'a, 'r>(cluster: &'a Cluster<'r>, set_size: u32, index: u32) -> ZkPod<'a, 'r> {
+        ZkPod {
+            cluster,
+            set_size,
+            index,
+            client_port: 2181,
+            quorum_port: 2888,
+            election_port: 3888,
+            bootstrap_size: 3,
+            password: "secret".into(),
+            timeout: Duration::ZERO,
+            quiet: true,
+        }
+    }
+
+    fn server(id: u64, host: &str) -> Server {
+        Server {
+            id,
+            host: host.into(),
+            quorum_port: 2888,
+            election_port: 3888,
+            role: "participant".into(),
+            client_port: 2181,
+        }
+    }
+
+    #[test]
+    fn servers_stand_for_pods_by_host_or_by_id() {
+        let role = Role::builtin("zookeeper").unwrap();
+        // Ordinals 5 to 9 are servers 6 to 10; the set of 3 is 5, 6 and 7.
+        let cluster = test_model(&role, &role.spec.vars, "zk", nowhere("zk"), 5)
+            .cluster(5)
+            .unwrap();
+        let pod = zk_pod(&cluster, 3, 1);
+        let mine = pod.server_of(pod.me());
+        assert_eq!(
+            mine.line(),
+            "server.7=zk-6.zk.nowhere.svc.invalid:2888:3888:participant;2181"
+        );
+        assert_eq!(
+            pod.ordinal_of(&server(1, "zk-8.zk.nowhere.svc.invalid")),
+            Some(8)
+        );
+        assert_eq!(pod.ordinal_of(&server(10, "10.0.0.9")), Some(9));
+        assert_eq!(
+            pod.ordinal_of(&server(0, "10.0.0.5")),
+            None,
+            "below the offset"
+        );
+        let inside: Vec<u32> = (0..12).filter(|o| pod.in_set(*o)).collect();
+        assert_eq!(inside, [5, 6, 7]);
+    }
+
+    #[test]
+    fn zookeeper_leave_decides_from_the_set_size_before_any_call() {
+        let role = Role::builtin("zookeeper").unwrap();
+        let cluster = test_model(&role, &role.spec.vars, "zk", nowhere("zk"), 0)
+            .cluster(4)
+            .unwrap();
+        let leave = |set_size, index| leave_zookeeper(&zk_pod(&cluster, set_size, index));
+        assert_eq!(leave(0, 3).unwrap(), Left::Paused);
+        assert_eq!(leave(4, 3).unwrap(), Left::Stays);
+        assert_eq!(leave(3, 2).unwrap(), Left::Stays);
+        let beyond = leave(3, 3).unwrap_err();
+        assert!(
+            format!("{beyond:#}").contains("no ZooKeeper server is serving clients"),
+            "{beyond:#}"
+        );
+    }
 }

@@ -1,6 +1,8 @@
 {%- set r = vars.replicas_per_master -%}
 {%- set shard = 1 + r -%}
 {%- set first = index - index % shard -%}
+{%- set script = "join-cluster" -%}
+{%- set timeout = vars.join_timeout -%}
 #!/bin/sh
 # join-cluster.sh for {{ hostname }}, rendered by rolecall: makes this pod's node a member of
 # the running Redis Cluster of {{ name }} when it is not one, and does nothing when it is (a
@@ -28,36 +30,8 @@ index={{ index }}
 shard={{ shard }}
 shard_master={% for p in peers %}{% if p.index == first %}{{ p.fqdn }}{% endif %}{% endfor %}
 peers="{% for p in peers %}{% if not p.is_self %}{{ p.fqdn }} {% endif %}{% endfor %}"
-started=$(date +%s)
-case $started in
-'' | *[!0-9]*)
-    echo "${0##*/}: \`date +%s\` gives no time; cannot bound the waits" >&2
-    exit 1
-    ;;
-esac
-deadline=$((started + {{ vars.join_timeout }}))
-
-# A migration cut short (a node restarted under it) leaves its slot open: `--cluster fix`
-# finishes it. Nothing else is ever "fixed": coverage and disagreement settle by themselves.
-fix_open_slots() {
-    if timeout 60 redis-cli --cluster check "$1:$port" 2>/dev/null | grep -q 'slots are open'; then
-        timeout 120 redis-cli --cluster fix "$1:$port" --cluster-yes >&2
-    fi
-}
-say() { echo "join-cluster: $*" >&2; }
-cli() {
-    host=$1
-    shift
-    timeout 10 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
-}
+{% include "cluster-helpers.sh" -%}
 info() { cli "$1" cluster info | sed -n "s/^$2://p"; }
-# Gives up once the deadline has passed: $1 says what it waited for.
-check_time() {
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-        say "gave up after {{ vars.join_timeout }} s: $1"
-        exit 1
-    fi
-}
 # The id of the node whose announced hostname is $1, in the cluster view $2.
 id_of() { printf '%s\n' "$2" | awk -v h="$1" '{ split($2, a, ","); if (a[2] == h) print $1 }'; }
 # Whether this node is a master that serves slots.

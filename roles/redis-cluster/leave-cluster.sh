@@ -1,5 +1,7 @@
 {%- set r = vars.replicas_per_master -%}
 {%- set shard = 1 + r -%}
+{%- set script = "leave-cluster" -%}
+{%- set timeout = vars.leave_timeout -%}
 #!/bin/sh
 # leave-cluster.sh for {{ hostname }}, rendered by rolecall: the preStop hook of the Redis
 # container, `leave-cluster.sh SIZE` with SIZE the set's size now (spec.replicas, which the
@@ -16,35 +18,7 @@ me={{ fqdn }}
 index={{ index }}
 shard={{ shard }}
 size=${1:-}
-started=$(date +%s)
-case $started in
-'' | *[!0-9]*)
-    echo "${0##*/}: \`date +%s\` gives no time; cannot bound the waits" >&2
-    exit 1
-    ;;
-esac
-deadline=$((started + {{ vars.leave_timeout }}))
-
-# A migration cut short (a node restarted under it) leaves its slot open: `--cluster fix`
-# finishes it. Nothing else is ever "fixed": coverage and disagreement settle by themselves.
-fix_open_slots() {
-    if timeout 60 redis-cli --cluster check "$1:$port" 2>/dev/null | grep -q 'slots are open'; then
-        timeout 120 redis-cli --cluster fix "$1:$port" --cluster-yes >&2
-    fi
-}
-say() { echo "leave-cluster: $*" >&2; }
-cli() {
-    host=$1
-    shift
-    timeout 10 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
-}
-check_time() {
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-        say "gave up after {{ vars.leave_timeout }} s: $1"
-        exit 1
-    fi
-}
-
+{% include "cluster-helpers.sh" %}
 case $size in
 '' | *[!0-9]*)
     say "usage: leave-cluster.sh SIZE (the set's spec.replicas now)"

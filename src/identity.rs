@@ -279,6 +279,15 @@ mod tests {
         );
     }
 
+    /// A set scaled to 0 places no pod, and says so: it has no last ordinal to name.
+    #[test]
+    fn a_set_scaled_to_zero_places_no_pod() {
+        let err = resolve("web-0", &default_regex(), None, &shape(0, Some(0)))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the set is scaled to 0"), "{err}");
+    }
+
     #[test]
     fn pod_index_must_agree() {
         let re = default_regex();

@@ -66,6 +66,7 @@ pub struct Session {
     /// host:port, for messages.
     pub server: String,
     xid: i32,
+    /// No session to close: not opened yet, or closed.
     closed: bool,
 }
 
@@ -165,7 +166,7 @@ impl Session {
             stream,
             server: server.to_string(),
             xid: 0,
-            closed: false,
+            closed: true,
         };
         // ConnectRequest, then the readOnly flag of clients since 3.4.
         let mut request = Writer::default();
@@ -192,6 +193,7 @@ impl Session {
                 "{server} refused a session (it is not serving clients)"
             )));
         }
+        session.closed = false;
         Ok(session)
     }
 
@@ -443,6 +445,106 @@ mod tests {
         );
         assert_eq!(base64(b"ab"), "YWI=");
         assert_eq!(base64(b"a"), "YQ==");
+    }
+
+    /// A server at a local port that answers one connection as `serve` says.
+    fn server(
+        serve: impl FnOnce(&mut TcpStream) + Send + 'static,
+    ) -> (String, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let thread = std::thread::spawn(move || serve(&mut listener.accept().unwrap().0));
+        (address, thread)
+    }
+
+    /// One packet, `None` once the client closed the connection.
+    fn read_packet(stream: &mut TcpStream) -> Option<Vec<u8>> {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).ok()?;
+        let mut payload = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut payload).ok()?;
+        Some(payload)
+    }
+
+    fn write_packet(stream: &mut TcpStream, payload: &[u8]) {
+        let mut packet = (payload.len() as u32).to_be_bytes().to_vec();
+        packet.extend_from_slice(payload);
+        stream.write_all(&packet).unwrap();
+    }
+
+    /// A request's xid and op.
+    fn head(request: &[u8]) -> (i32, i32) {
+        let mut r = Reader(request);
+        (r.int().unwrap(), r.int().unwrap())
+    }
+
+    /// The ConnectResponse of a session `id` (0: refused).
+    fn connected(stream: &mut TcpStream, id: i64) {
+        read_packet(stream).unwrap();
+        let mut w = Writer::default();
+        w.int(0)
+            .int(if id == 0 { 0 } else { 10_000 })
+            .long(id)
+            .buffer(Some(&[0; 16]));
+        write_packet(stream, &w.0);
+    }
+
+    /// A reply to `xid`: its error code, then its body.
+    fn reply(stream: &mut TcpStream, xid: i32, err: i32, body: &[u8]) {
+        let mut w = Writer::default();
+        w.int(xid).long(7).int(err);
+        w.0.extend_from_slice(body);
+        write_packet(stream, &w.0);
+    }
+
+    const SECOND: Duration = Duration::from_secs(1);
+
+    #[test]
+    fn a_session_reads_its_own_answers_and_sorts_keeper_errors() {
+        let (address, thread) = server(|s| {
+            connected(s, 42);
+            let (xid, op) = head(&read_packet(s).unwrap());
+            assert_eq!(op, OP_GET_DATA);
+            // A ping and a notification are no answer to the call.
+            reply(s, -2, 0, &[]);
+            reply(s, -1, 0, &[]);
+            let mut data = Writer::default();
+            data.buffer(Some(b"version=1"));
+            reply(s, xid, 0, &data.0);
+            for err in [-14, -102] {
+                let (xid, op) = head(&read_packet(s).unwrap());
+                assert_eq!(op, OP_RECONFIG);
+                reply(s, xid, err, &[]);
+            }
+            let (xid, op) = head(&read_packet(s).unwrap());
+            assert_eq!(op, OP_CLOSE, "a dropped session is closed");
+            reply(s, xid, 0, &[]);
+        });
+        let mut session = Session::open(&address, SECOND, SECOND).unwrap();
+        assert_eq!(session.get_data(CONFIG_NODE).unwrap(), b"version=1");
+        let busy = session.reconfig(Some("server.4=h:1:2"), None);
+        assert!(matches!(busy, Err(CallError::Busy(_))), "{busy:?}");
+        let refused = session.reconfig(None, Some("4"));
+        match refused {
+            Err(CallError::Refused(e)) => assert!(format!("{e}").contains("NoAuth"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        drop(session);
+        thread.join().unwrap();
+    }
+
+    #[test]
+    fn a_refused_session_is_not_closed_again() {
+        let (address, thread) = server(|s| {
+            connected(s, 0);
+            assert_eq!(read_packet(s), None, "nothing after the refusal");
+        });
+        let refused = Session::open(&address, SECOND, SECOND).err();
+        assert!(
+            matches!(refused, Some(CallError::Unreachable(_))),
+            "{refused:?}"
+        );
+        thread.join().unwrap();
     }
 
     #[test]

@@ -236,6 +236,109 @@ mod tests {
         assert_eq!(show_id(members[1].id), "2e1259d415f2a040");
     }
 
+    /// A server at a local port that answers one request per connection with each of
+    /// `answers` (raw HTTP) in turn, and hands back the request lines it read.
+    fn server(answers: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let thread = std::thread::spawn(move || {
+            let mut requests = Vec::new();
+            for answer in answers {
+                let mut stream = listener.accept().unwrap().0;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if let Some(n) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap();
+                    }
+                    if line.starts_with("POST") {
+                        requests.push(line.trim().to_string());
+                    }
+                    if line == "\r\n" {
+                        break;
+                    }
+                }
+                reader.read_exact(&mut vec![0; length]).unwrap();
+                stream.write_all(answer.as_bytes()).unwrap();
+            }
+            requests
+        });
+        (url, thread)
+    }
+
+    fn http(status: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             connection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    #[test]
+    fn gateway_answers_are_members_or_busy_or_refused() {
+        let (url, thread) = server(vec![
+            http("200 OK", ADDED),
+            // gRPC Unavailable, whatever its message; ResourceExhausted by its message.
+            http(
+                "503 Service Unavailable",
+                r#"{"error":"etcdserver: server stopped","code":14,"message":"etcdserver: server stopped"}"#,
+            ),
+            http(
+                "429 Too Many Requests",
+                r#"{"error":"etcdserver: too many requests","code":8,"message":"etcdserver: too many requests"}"#,
+            ),
+            http(
+                "400 Bad Request",
+                r#"{"error":"etcdserver: member not found","code":5,"message":"etcdserver: member not found"}"#,
+            ),
+            http("404 Not Found", "404 page not found\n"),
+            "\x15\x03\x01\x00\x02\x02\x46".to_string(),
+        ]);
+        let second = Duration::from_secs(1);
+        let endpoint = Endpoint::new(&format!("{url}/"), second, second);
+        assert_eq!(endpoint.members().unwrap(), gateway_members(ADDED));
+        for _ in 0..2 {
+            let busy = endpoint.remove(1);
+            assert!(matches!(busy, Err(CallError::Busy(_))), "{busy:?}");
+        }
+        match endpoint.remove(1) {
+            Err(CallError::Refused(e)) => assert!(format!("{e}").contains("member not found")),
+            other => panic!("{other:?}"),
+        }
+        match endpoint.members() {
+            Err(CallError::Refused(e)) => {
+                assert!(
+                    format!("{e}").contains("404 page not found (HTTP 404"),
+                    "{e}"
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        match endpoint.members() {
+            Err(CallError::Refused(e)) => assert!(format!("{e}").contains("plain-HTTP"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            thread.join().unwrap(),
+            [
+                "POST /v3/cluster/member/list HTTP/1.1",
+                "POST /v3/cluster/member/remove HTTP/1.1",
+                "POST /v3/cluster/member/remove HTTP/1.1",
+                "POST /v3/cluster/member/remove HTTP/1.1",
+                "POST /v3/cluster/member/list HTTP/1.1",
+                "POST /v3/cluster/member/list HTTP/1.1",
+            ]
+        );
+        let unreachable = Endpoint::new(&url, second, second).members();
+        assert!(
+            matches!(unreachable, Err(CallError::Unreachable(_))),
+            "{unreachable:?}"
+        );
+    }
+
     #[test]
     fn initial_cluster_names_unstarted_members_by_their_peer_url() {
         let members = gateway_members(ADDED);

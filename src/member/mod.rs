@@ -582,6 +582,35 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn retry_waits_out_busy_answers_and_stops_at_a_refusal_or_the_deadline() {
+        let far = Instant::now() + Duration::from_secs(60);
+        let mut calls = 0;
+        let value = retry("add", far, || {
+            calls += 1;
+            match calls {
+                1 => Err(CallError::Unreachable(anyhow!("down"))),
+                2 => Err(CallError::Busy(anyhow!("unhealthy cluster"))),
+                _ => Ok(calls),
+            }
+        });
+        assert_eq!(value.unwrap(), 3);
+        let mut calls = 0;
+        let refused = retry::<()>("add", far, || {
+            calls += 1;
+            Err(CallError::Refused(anyhow!("no")))
+        });
+        assert_eq!(
+            (calls, format!("{:#}", refused.unwrap_err())),
+            (1, "cannot add: no".into())
+        );
+        let soon = Instant::now() + Duration::from_millis(150);
+        let late = retry::<()>("add", soon, || Err(CallError::Busy(anyhow!("busy"))));
+        assert!(Instant::now() < soon + Duration::from_secs(1));
+        let late = format!("{:#}", late.unwrap_err());
+        assert!(late.contains("did not accept it in time"), "{late}");
+    }
+
+    #[test]
     fn etcd_leave_decides_from_the_set_size_before_any_call() {
         let role = Role::builtin("etcd").unwrap();
         let cluster = test_model(&role, &role.spec.vars, "etcd", nowhere("etcd"), 0)

@@ -31,7 +31,7 @@ mod tests {
     use super::super::Placement;
     use super::*;
     use crate::names::SetName;
-    use crate::role::{Role, Var};
+    use crate::role::{Role, Var, Vars};
 
     fn placement() -> Placement {
         Placement {
@@ -54,6 +54,14 @@ mod tests {
         cases.push((zk(), vec![("observers_from", "2")]));
         let adhoc = Role::ad_hoc(Some("leader.conf"), Some("follower.conf"), &[], None).unwrap();
         cases.push((adhoc, vec![]));
+        // The leader role first comes after other roles: at a rule's bound, not at index 0.
+        let spare_first = "[[rules]]\nrole = 'spare'\nindex = 0\n[[rules]]\nrole = 'lead'\n\
+                           below = 3\n[[rules]]\nrole = 'other'\n";
+        cases.push((rules_role(spare_first), vec![]));
+        let late = "[vars]\nleaders_from = 2\n[[rules]]\nrole = 'other'\nbelow = 'leaders_from'\n\
+                    [[rules]]\nrole = 'lead'\n";
+        cases.push((rules_role(late), vec![]));
+        cases.push((rules_role(late), vec![("leaders_from", "4")]));
         for (role, sets) in &cases {
             let mut vars = role.spec.vars.clone();
             for (key, value) in sets {
@@ -88,5 +96,19 @@ mod tests {
         let model = Model::new(&role, &vars, SetName::statefulset("zk"), placement(), 0).unwrap();
         assert!(model.is_leader(0));
         assert!(!model.is_leader(u32::MAX - 1));
+        // The first leader four billion pods in: found at once, and the pods after it follow.
+        let role =
+            rules_role("[[rules]]\nrole = 'other'\nbelow = 4000000000\n[[rules]]\nrole = 'lead'\n");
+        let vars = Vars::new();
+        let model = Model::new(&role, &vars, SetName::statefulset("t"), placement(), 0).unwrap();
+        let leads: Vec<_> = [0, 3_999_999_999, 4_000_000_000, 4_000_000_001, u32::MAX]
+            .map(|i| model.is_leader(i))
+            .into();
+        assert_eq!(leads, [false, false, true, false, false]);
+    }
+
+    fn rules_role(rules: &str) -> Role {
+        let text = format!("description = 't'\nleader = 'lead'\n{rules}");
+        Role::new("t".into(), &text, Default::default()).unwrap()
     }
 }

@@ -511,17 +511,15 @@ fn redis_replicas_follow_the_primary_and_serve_its_writes() {
 #[cfg(all(feature = "member", feature = "kube"))]
 mod etcd_day2 {
     use std::collections::BTreeSet;
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
-    use std::thread::JoinHandle;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use base64::Engine as _;
     use base64::engine::general_purpose::STANDARD as B64;
     use serde_json::{Value, json};
 
-    use crate::sim::controller::{App, Controller, Policy, Template};
-    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+    use crate::sim::controller::{Acks, App, Background, Controller, Policy, Table, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, report_said, secs, wait_for};
 
     const VOLUME: &str = "/var/lib/etcd";
     const DATA_DIR: &str = "/var/lib/etcd/data";
@@ -598,11 +596,7 @@ mod etcd_day2 {
                 ],
                 Duration::from_secs(90),
             );
-            report(&format!(
-                "  init {}: {}",
-                pods.hostname(ordinal),
-                run.stderr.trim().replace('\n', "\n    ")
-            ));
+            report_said("init", &pods.hostname(ordinal), run.stderr.trim().lines());
             run.ok().map(drop)
         }
 
@@ -637,93 +631,59 @@ mod etcd_day2 {
                 &[&rolecall, "leave", "--role", "etcd", "--timeout", "20s"],
                 Duration::from_secs(30),
             );
-            report(&format!(
-                "  preStop {}: {}",
-                pods.hostname(ordinal),
-                run.stderr.trim().replace('\n', "\n    ")
-            ));
+            report_said(
+                "preStop",
+                &pods.hostname(ordinal),
+                run.stderr.trim().lines(),
+            );
             run.ok().map(drop)
         }
     }
 
     /// Puts sequential keys through whichever member answers, and records each acknowledged put.
     struct Writer {
-        stop: Arc<AtomicBool>,
-        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        acks: Acks,
         endpoints: Arc<Mutex<Vec<String>>>,
-        handle: Option<JoinHandle<()>>,
+        thread: Background,
     }
 
     impl Writer {
         fn start(endpoints: Vec<String>) -> Writer {
-            let stop = Arc::new(AtomicBool::new(false));
-            let acked = Arc::new(Mutex::new(Vec::new()));
+            let acks = Acks::default();
             let endpoints = Arc::new(Mutex::new(endpoints));
-            let handle = {
-                let (stop, acked, endpoints) = (stop.clone(), acked.clone(), endpoints.clone());
-                std::thread::spawn(move || {
-                    let mut key = 0u64;
-                    let mut next = 0usize;
-                    while !stop.load(Ordering::Relaxed) {
-                        let list = endpoints.lock().unwrap().clone();
-                        if list.is_empty() {
-                            std::thread::sleep(Duration::from_millis(50));
-                            continue;
-                        }
-                        let address = &list[next % list.len()];
-                        let body = json!({
-                            "key": B64.encode(format!("{PREFIX}{key:08}")),
-                            "value": B64.encode(key.to_string()),
-                        });
-                        match gateway(address, "kv/put", body, Duration::from_secs(1)) {
-                            Ok(_) => {
-                                acked.lock().unwrap().push((key, Instant::now()));
-                                key += 1;
-                                std::thread::sleep(Duration::from_millis(20));
-                            }
-                            Err(_) => next += 1,
-                        }
+            let (mut key, mut next) = (0u64, 0usize);
+            let thread = Background::spawn({
+                let (acks, endpoints) = (acks.clone(), endpoints.clone());
+                move || {
+                    let list = endpoints.lock().unwrap().clone();
+                    if list.is_empty() {
+                        std::thread::sleep(Duration::from_millis(50));
+                        return;
                     }
-                })
-            };
+                    let address = &list[next % list.len()];
+                    let body = json!({
+                        "key": B64.encode(format!("{PREFIX}{key:08}")),
+                        "value": B64.encode(key.to_string()),
+                    });
+                    match gateway(address, "kv/put", body, Duration::from_secs(1)) {
+                        Ok(_) => {
+                            acks.push(key);
+                            key += 1;
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                        Err(_) => next += 1,
+                    }
+                }
+            });
             Writer {
-                stop,
-                acked,
+                acks,
                 endpoints,
-                handle: Some(handle),
+                thread,
             }
         }
 
         fn set_endpoints(&self, endpoints: Vec<String>) {
             *self.endpoints.lock().unwrap() = endpoints;
-        }
-
-        fn acked(&self) -> Vec<(u64, Instant)> {
-            self.acked.lock().unwrap().clone()
-        }
-
-        /// The longest time without an acknowledged put between `from` and `to`.
-        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
-            let mut times: Vec<Instant> = self
-                .acked()
-                .into_iter()
-                .map(|(_, t)| t)
-                .filter(|t| (from..=to).contains(t))
-                .collect();
-            times.insert(0, from);
-            times.push(to);
-            times
-                .windows(2)
-                .map(|w| w[1] - w[0])
-                .max()
-                .unwrap_or_default()
-        }
-
-        fn finish(mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(handle) = self.handle.take() {
-                let _ = handle.join();
-            }
         }
     }
 
@@ -753,9 +713,10 @@ mod etcd_day2 {
             ));
         }
         let acked: BTreeSet<String> = writer
-            .acked()
+            .acks
+            .keys()
             .into_iter()
-            .map(|(k, _)| format!("{PREFIX}{k:08}"))
+            .map(|k| format!("{PREFIX}{k:08}"))
             .collect();
         for (o, address) in ctl.ordinals().zip(&addresses) {
             let health = agent(Duration::from_secs(2))
@@ -835,23 +796,21 @@ mod etcd_day2 {
         name: &str,
         ctl: &mut Controller,
         writer: &Writer,
-        rows: &mut Vec<String>,
+        table: &mut Table,
         action: impl FnOnce(&mut Controller) -> Result<(), String>,
     ) {
-        report(&format!("step: {name}"));
-        let started = Instant::now();
-        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
-        writer.set_endpoints(ctl.ordinals().map(|o| ctl.pods.address(o)).collect());
-        wait_for(
-            &format!("{name}: the set checks out"),
+        let step = ctl.step(
+            name,
+            &writer.acks,
             Duration::from_secs(60),
-            || check(ctl, writer),
+            |ctl| {
+                action(ctl)?;
+                writer.set_endpoints(ctl.ordinals().map(|o| ctl.pods.address(o)).collect());
+                Ok(())
+            },
+            |ctl| check(ctl, writer),
         );
-        let took = started.elapsed();
-        let gap = writer.longest_gap(started, Instant::now());
-        let row = format!("| {name} | {} | {} |", secs(took), secs(gap));
-        report(&row);
-        rows.push(row);
+        table.row(&[name, &secs(step.took), &secs(step.gap)]);
     }
 
     #[test]
@@ -869,43 +828,39 @@ mod etcd_day2 {
         let api = ctl.serve_api();
         let tpl = template(namespace, &api);
         let mut app = Etcd;
-        let mut rows = vec![
-            "| step | time | longest gap between acknowledged writes |".to_string(),
-            "| --- | ---: | ---: |".to_string(),
-        ];
+        let mut table = Table::new(
+            &["step", "time", "longest gap between acknowledged writes"],
+            &["---", "---:", "---:"],
+        );
         let writer = Writer::start(Vec::new());
         let scale = |to: u32| {
             let tpl = tpl.clone();
             move |ctl: &mut Controller| ctl.scale(&mut Etcd, to, tpl)
         };
 
-        step("bootstrap 3", &mut ctl, &writer, &mut rows, scale(3));
+        step("bootstrap 3", &mut ctl, &writer, &mut table, scale(3));
         step(
             "scale 3 -> 5 (pods 3 and 4 join)",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             scale(5),
         );
         step(
             "scale 5 -> 3 (preStop leave on 4, then 3)",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             scale(3),
         );
         step(
             "replace etcd-1 (volume lost)",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             |ctl| {
                 ctl.delete(&mut app, 1)?;
-                let data = ctl.pods.volume(1, VOLUME);
-                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
-                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-                ctl.create(&mut app, 1)?;
-                ctl.wait_ready(&mut app, 1).map(drop)
+                ctl.recreate_with_lost_volume(&mut app, 1, VOLUME)
             },
         );
         // A pause: every pod goes, none leaves; back at 3 the same members restart from their
@@ -914,7 +869,7 @@ mod etcd_day2 {
             "scale 3 -> 0 -> 3 (a pause)",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             |ctl| {
                 let before = member_ids(ctl)?;
                 scale(0)(ctl)?;
@@ -936,7 +891,7 @@ mod etcd_day2 {
             "scale 3 -> 5 with the old volumes of 3 and 4",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             scale(5),
         );
         // The old data was set aside inside each returning volume, not deleted.
@@ -947,12 +902,18 @@ mod etcd_day2 {
                 .any(|e| e.file_name().to_string_lossy().starts_with("data.removed-"));
             assert!(kept, "etcd-{o}: the old data dir was not kept aside");
         }
-        step("scale 5 -> 3 again", &mut ctl, &writer, &mut rows, scale(3));
+        step(
+            "scale 5 -> 3 again",
+            &mut ctl,
+            &writer,
+            &mut table,
+            scale(3),
+        );
         step(
             "a join killed right after the member add, then rerun",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             |ctl| {
                 // What a kill right after `member add` leaves: etcd-3 added, never started.
                 let peer = format!("http://{}:2380", ctl.pods.fqdn(3));
@@ -965,9 +926,7 @@ mod etcd_day2 {
                         Duration::from_secs(5),
                     )
                 });
-                let data = ctl.pods.volume(3, VOLUME);
-                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
-                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
+                ctl.pods.lose_volume(3, VOLUME)?;
                 scale(4)(ctl)
             },
         );
@@ -979,7 +938,7 @@ mod etcd_day2 {
             "a rolling update of 4 (3, 2, 1, 0 restart)",
             &mut ctl,
             &writer,
-            &mut rows,
+            &mut table,
             |ctl| {
                 let before = member_ids(ctl)?;
                 ctl.scale(&mut Etcd, 4, next)?;
@@ -992,14 +951,12 @@ mod etcd_day2 {
                 Ok(())
             },
         );
-        let total = writer.acked().len();
-        writer.finish();
+        let total = writer.acks.keys().len();
+        writer.thread.finish();
         report(&format!(
             "{total} acknowledged puts, every one read back from every member"
         ));
-        for row in &rows {
-            report(row);
-        }
+        table.report();
         ctl.pods.down();
     }
 }
@@ -1016,18 +973,23 @@ mod zookeeper_day2 {
     use std::io::{BufRead as _, BufReader, Read as _, Write as _};
     use std::net::{SocketAddr, TcpStream};
     use std::process::{Child, Command, Stdio};
-    use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
-    use crate::sim::controller::{App, Controller, Policy, Template};
-    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+    use crate::sim::controller::{Acks, App, Background, Controller, Policy, Table, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, report_said, secs, wait_for};
 
     /// The pods' data volume, the role's data_dir: zoo.cfg, myid and the dynamic config files
     /// live there, beside ZooKeeper's version-2.
     const VOLUME: &str = "/var/lib/zookeeper";
     const HELPER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/zookeeper.py");
+    /// ZooKeeper's logging, to each pod's server log.
+    const LOG4J: &str = "log4j.rootLogger=INFO, CONSOLE\n\
+                         log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
+                         log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
+                         log4j.appender.CONSOLE.layout.ConversionPattern=\
+                         %d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n";
     const CLASSPATH: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-log4j12.jar:\
                              /usr/share/java/log4j-1.2.jar";
 
@@ -1093,11 +1055,7 @@ mod zookeeper_day2 {
                 ]);
             }
             let run = pods.exec(ordinal, env, &argv, Duration::from_secs(120));
-            report(&format!(
-                "  init {}: {}",
-                pods.hostname(ordinal),
-                run.stderr.trim().replace('\n', "\n    ")
-            ));
+            report_said("init", &pods.hostname(ordinal), run.stderr.trim().lines());
             run.ok().map(drop)
         }
 
@@ -1155,11 +1113,11 @@ mod zookeeper_day2 {
                 ],
                 Duration::from_secs(30),
             );
-            report(&format!(
-                "  preStop {}: {}",
-                pods.hostname(ordinal),
-                run.stderr.trim().replace('\n', "\n    ")
-            ));
+            report_said(
+                "preStop",
+                &pods.hostname(ordinal),
+                run.stderr.trim().lines(),
+            );
             run.ok().map(drop)
         }
     }
@@ -1169,46 +1127,41 @@ mod zookeeper_day2 {
 
     /// Polls every pod's server (all at once, every 100 ms) and keeps each round's leaders.
     struct Modes {
-        stop: Arc<AtomicBool>,
         doubles: Doubles,
         rounds: Arc<Mutex<u64>>,
-        handle: Option<JoinHandle<()>>,
+        thread: Background,
     }
 
     impl Modes {
         fn start(addresses: Vec<(u32, String)>) -> Modes {
-            let stop = Arc::new(AtomicBool::new(false));
-            let doubles = Arc::new(Mutex::new(Vec::new()));
+            let doubles = Doubles::default();
             let rounds = Arc::new(Mutex::new(0));
-            let handle = {
-                let (stop, doubles, rounds) = (stop.clone(), doubles.clone(), rounds.clone());
-                std::thread::spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        let leaders: Vec<u32> = std::thread::scope(|s| {
-                            let polls: Vec<_> = addresses
-                                .iter()
-                                .map(|(o, a)| s.spawn(move || (*o, mode(a))))
-                                .collect();
-                            polls
-                                .into_iter()
-                                .filter_map(|p| p.join().ok())
-                                .filter(|(_, m)| m.as_deref() == Some("leader"))
-                                .map(|(o, _)| o)
-                                .collect()
-                        });
-                        *rounds.lock().unwrap() += 1;
-                        if leaders.len() > 1 {
-                            doubles.lock().unwrap().push((Instant::now(), leaders));
-                        }
-                        std::thread::sleep(Duration::from_millis(100));
+            let thread = Background::spawn({
+                let (doubles, rounds) = (doubles.clone(), rounds.clone());
+                move || {
+                    let leaders: Vec<u32> = std::thread::scope(|s| {
+                        let polls: Vec<_> = addresses
+                            .iter()
+                            .map(|(o, a)| s.spawn(move || (*o, mode(a))))
+                            .collect();
+                        polls
+                            .into_iter()
+                            .filter_map(|p| p.join().ok())
+                            .filter(|(_, m)| m.as_deref() == Some("leader"))
+                            .map(|(o, _)| o)
+                            .collect()
+                    });
+                    *rounds.lock().unwrap() += 1;
+                    if leaders.len() > 1 {
+                        doubles.lock().unwrap().push((Instant::now(), leaders));
                     }
-                })
-            };
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            });
             Modes {
-                stop,
                 doubles,
                 rounds,
-                handle: Some(handle),
+                thread,
             }
         }
 
@@ -1225,20 +1178,13 @@ mod zookeeper_day2 {
         fn rounds(&self) -> u64 {
             *self.rounds.lock().unwrap()
         }
-
-        fn finish(mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(handle) = self.handle.take() {
-                let _ = handle.join();
-            }
-        }
     }
 
     /// The kazoo writer: creates sequential znodes through any serving server and records each
     /// acknowledged create.
     struct Writer {
         child: Child,
-        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
+        acks: Acks,
         reader: Option<JoinHandle<()>>,
     }
 
@@ -1251,42 +1197,22 @@ mod zookeeper_day2 {
                 .spawn()
                 .expect("python3 tests/sim/zookeeper.py write");
             let stdout = child.stdout.take().expect("piped stdout");
-            let acked = Arc::new(Mutex::new(Vec::new()));
+            let acks = Acks::default();
             let reader = {
-                let acked = acked.clone();
+                let acks = acks.clone();
                 std::thread::spawn(move || {
                     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                         if let Some(key) = line.strip_prefix("ack ").and_then(|k| k.parse().ok()) {
-                            acked.lock().unwrap().push((key, Instant::now()));
+                            acks.push(key);
                         }
                     }
                 })
             };
             Writer {
                 child,
-                acked,
+                acks,
                 reader: Some(reader),
             }
-        }
-
-        fn acked(&self) -> Vec<(u64, Instant)> {
-            self.acked.lock().unwrap().clone()
-        }
-
-        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
-            let mut times: Vec<Instant> = self
-                .acked()
-                .into_iter()
-                .map(|(_, t)| t)
-                .filter(|t| (from..=to).contains(t))
-                .collect();
-            times.insert(0, from);
-            times.push(to);
-            times
-                .windows(2)
-                .map(|w| w[1] - w[0])
-                .max()
-                .unwrap_or_default()
         }
 
         fn finish(mut self) {
@@ -1379,9 +1305,10 @@ mod zookeeper_day2 {
             .collect();
         let host_args: Vec<&str> = hosts.iter().map(String::as_str).collect();
         let acked: BTreeSet<String> = writer
-            .acked()
+            .acks
+            .keys()
             .into_iter()
-            .map(|(k, _)| format!("k{k:08}"))
+            .map(|k| format!("k{k:08}"))
             .collect();
         let mut args = vec!["read"];
         args.extend(&host_args);
@@ -1409,16 +1336,6 @@ mod zookeeper_day2 {
         Ok(())
     }
 
-    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
-        Template {
-            revision,
-            env: vec![
-                ("POD_NAMESPACE".into(), namespace.into()),
-                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
-            ],
-        }
-    }
-
     /// One step: what it did, how long it took, the longest pause in acknowledged writes, the
     /// leader polls. Two leaders in one poll round fail the step, except the one ZooKeeper
     /// itself makes when a reconfig removes the leader: the removed server commits nothing
@@ -1431,21 +1348,14 @@ mod zookeeper_day2 {
         writer: &Writer,
         modes: &Modes,
         leaving: &[u32],
-        rows: &mut Vec<String>,
+        table: &mut Table,
         action: impl FnOnce(&mut Controller) -> Result<(), String>,
     ) {
-        report(&format!("step: {name}"));
-        let started = Instant::now();
         let rounds = modes.rounds();
-        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
-        wait_for(
-            &format!("{name}: the ensemble checks out"),
-            Duration::from_secs(90),
-            || check(ctl, writer),
-        );
-        let took = started.elapsed();
-        let gap = writer.longest_gap(started, Instant::now());
-        let doubles = modes.doubles_since(started);
+        let step = ctl.step(name, &writer.acks, Duration::from_secs(90), action, |ctl| {
+            check(ctl, writer)
+        });
+        let doubles = modes.doubles_since(step.started);
         let (handoffs, split): (Vec<_>, Vec<_>) = doubles.iter().partition(|(_, leaders)| {
             leaders.len() == 2 && leaders.iter().any(|o| leaving.contains(o))
         });
@@ -1464,15 +1374,16 @@ mod zookeeper_day2 {
              syncLimit x tickTime"
         );
         let polled = modes.rounds() - rounds;
-        let row = format!(
-            "| {name} | {} | {} | {polled} rounds, {} with the removed leader still stepping down ({}) |",
-            secs(took),
-            secs(gap),
-            handoffs.len(),
-            secs(handoff)
-        );
-        report(&row);
-        rows.push(row);
+        table.row(&[
+            name,
+            &secs(step.took),
+            &secs(step.gap),
+            &format!(
+                "{polled} rounds, {} with the removed leader still stepping down ({})",
+                handoffs.len(),
+                secs(handoff)
+            ),
+        ]);
     }
 
     #[test]
@@ -1509,27 +1420,25 @@ mod zookeeper_day2 {
         let password_file = shared.join("zk-super-password");
         std::fs::write(&password_file, "s3cret: with spaces\n").unwrap();
         let log4j = shared.join("log4j.properties");
-        std::fs::write(
-            &log4j,
-            "log4j.rootLogger=INFO, CONSOLE\n\
-             log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
-             log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
-             log4j.appender.CONSOLE.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n",
-        )
-        .unwrap();
+        std::fs::write(&log4j, LOG4J).unwrap();
         let addresses: Vec<(u32, String)> = (0..5).map(|o| (o, pods.address(o))).collect();
         let hosts: Vec<String> = addresses.iter().map(|(_, a)| format!("{a}:2181")).collect();
-        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        let mut ctl = Controller::new(pods, Policy::Parallel, Template::sized(1, 3, namespace));
         ctl.ready_timeout = Duration::from_secs(120);
         let mut app = Zk {
             password_file: password_file.display().to_string(),
             log4j: log4j.display().to_string(),
             static_list: false,
         };
-        let mut rows = vec![
-            "| step | time | longest gap between acknowledged writes | leader polls |".to_string(),
-            "| --- | ---: | ---: | --- |".to_string(),
-        ];
+        let mut table = Table::new(
+            &[
+                "step",
+                "time",
+                "longest gap between acknowledged writes",
+                "leader polls",
+            ],
+            &["---", "---:", "---:", "---"],
+        );
         let modes = Modes::start(addresses);
         let writer = Writer::start(&hosts.join(","));
 
@@ -1539,8 +1448,8 @@ mod zookeeper_day2 {
             &writer,
             &modes,
             &[],
-            &mut rows,
-            |ctl| ctl.scale(&mut app, 3, template(1, 3, namespace)),
+            &mut table,
+            |ctl| ctl.scale(&mut app, 3, Template::sized(1, 3, namespace)),
         );
         step(
             "scale 3 -> 5 (add 3, 4; roll 2, 1, 0)",
@@ -1548,8 +1457,8 @@ mod zookeeper_day2 {
             &writer,
             &modes,
             &[],
-            &mut rows,
-            |ctl| ctl.scale(&mut app, 5, template(2, 5, namespace)),
+            &mut table,
+            |ctl| ctl.scale(&mut app, 5, Template::sized(2, 5, namespace)),
         );
         step(
             "scale 5 -> 3 (remove 4, 3; roll 2, 1, 0)",
@@ -1557,8 +1466,8 @@ mod zookeeper_day2 {
             &writer,
             &modes,
             &[3, 4],
-            &mut rows,
-            |ctl| ctl.scale(&mut app, 3, template(3, 3, namespace)),
+            &mut table,
+            |ctl| ctl.scale(&mut app, 3, Template::sized(3, 3, namespace)),
         );
         step(
             "replace ens-1 (volume lost)",
@@ -1566,26 +1475,20 @@ mod zookeeper_day2 {
             &writer,
             &modes,
             &[],
-            &mut rows,
+            &mut table,
             |ctl| {
                 ctl.delete(&mut app, 1)?;
-                let data = ctl.pods.volume(1, VOLUME);
-                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
-                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-                ctl.create(&mut app, 1)?;
-                ctl.wait_ready(&mut app, 1).map(drop)
+                ctl.recreate_with_lost_volume(&mut app, 1, VOLUME)
             },
         );
-        let total = writer.acked().len();
+        let total = writer.acks.keys().len();
         writer.finish();
-        modes.finish();
+        modes.thread.finish();
         report(&format!(
             "{total} acknowledged creates, every one read back from every server; wall time {}",
             secs(wall.elapsed())
         ));
-        for row in &rows {
-            report(row);
-        }
+        table.report();
         ctl.pods.down();
     }
 
@@ -1616,23 +1519,16 @@ mod zookeeper_day2 {
         set.host_address = true;
         let pods = Pods::up(set);
         let log4j = pods.pod_dir(0).parent().unwrap().join("log4j.properties");
-        std::fs::write(
-            &log4j,
-            "log4j.rootLogger=INFO, CONSOLE\n\
-             log4j.appender.CONSOLE=org.apache.log4j.ConsoleAppender\n\
-             log4j.appender.CONSOLE.layout=org.apache.log4j.PatternLayout\n\
-             log4j.appender.CONSOLE.layout.ConversionPattern=%d{HH:mm:ss,SSS} %-5p [%t:%C{1}@%L] - %m%n\n",
-        )
-        .unwrap();
+        std::fs::write(&log4j, LOG4J).unwrap();
         let addresses: Vec<(u32, String)> = (0..5).map(|o| (o, pods.address(o))).collect();
-        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 3, namespace));
+        let mut ctl = Controller::new(pods, Policy::Parallel, Template::sized(1, 3, namespace));
         ctl.ready_timeout = Duration::from_secs(120);
         let mut app = Zk {
             password_file: String::new(),
             log4j: log4j.display().to_string(),
             static_list: true,
         };
-        ctl.scale(&mut app, 3, template(1, 3, namespace))
+        ctl.scale(&mut app, 3, Template::sized(1, 3, namespace))
             .unwrap_or_else(|e| panic!("bootstrap: {e}"));
         // zks-2 must lead, as it does when the three start together (FastLeaderElection
         // prefers the highest id among equal histories): restart whoever leads until it does.
@@ -1657,7 +1553,7 @@ mod zookeeper_day2 {
         // The user's change, as the controller makes it: zks-3 and zks-4 with the 5-server list,
         // then the rolling update's first pod, zks-2.
         ctl.replicas = 5;
-        ctl.template = template(2, 5, namespace);
+        ctl.template = Template::sized(2, 5, namespace);
         for o in [3, 4] {
             ctl.create(&mut app, o).unwrap();
         }
@@ -1676,7 +1572,7 @@ mod zookeeper_day2 {
         });
         std::thread::sleep(Duration::from_secs(5));
         let rounds = modes.doubles_since(rolled).len();
-        modes.finish();
+        modes.thread.finish();
         report(&format!(
             "static server lists: two leaders {:?} seen {} after zks-2 was rolled; {rounds} \
              poll rounds with two leaders in the next 5 s",
@@ -1698,13 +1594,12 @@ mod redis_cluster_day2 {
     use std::collections::{BTreeMap, BTreeSet, HashMap};
     use std::io::{BufRead as _, BufReader, Write as _};
     use std::net::{SocketAddr, TcpStream};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
-    use crate::sim::controller::{App, Controller, Policy, Template};
-    use crate::sim::{Pods, StatefulSet, can_run, report, secs, wait_for};
+    use crate::sim::controller::{Acks, App, Background, Controller, Policy, Table, Template};
+    use crate::sim::{Pods, StatefulSet, can_run, report, report_said, secs, wait_for};
 
     const VOLUME: &str = "/var/lib/redis";
     const SLOTS: u16 = 16384;
@@ -2010,65 +1905,57 @@ mod redis_cluster_day2 {
                 &[script.to_str().unwrap(), &replicas],
                 Duration::from_secs(150),
             );
-            report(&format!(
-                "  preStop {}: {}",
-                pods.hostname(ordinal),
+            report_said(
+                "preStop",
+                &pods.hostname(ordinal),
                 run.stderr
                     .lines()
-                    .filter_map(|l| l.find("leave-cluster:").map(|i| &l[i..]))
-                    .collect::<Vec<_>>()
-                    .join("\n    ")
-            ));
+                    .filter_map(|l| l.find("leave-cluster:").map(|i| &l[i..])),
+            );
             run.ok().map(drop)
         }
     }
 
     /// Sets key N to N through the cluster, and records each acknowledged SET.
     struct Writer {
-        stop: Arc<AtomicBool>,
+        acks: Acks,
         /// Asked to pause; and whether the writer has (no SET in flight).
         pause: Arc<AtomicBool>,
         idle: Arc<AtomicBool>,
-        acked: Arc<Mutex<Vec<(u64, Instant)>>>,
-        handle: Option<JoinHandle<()>>,
+        thread: Background,
     }
 
     impl Writer {
         fn start(mut client: ClusterClient, tags: Arc<Vec<String>>) -> Writer {
-            let stop = Arc::new(AtomicBool::new(false));
+            let acks = Acks::default();
             let pause = Arc::new(AtomicBool::new(false));
             let idle = Arc::new(AtomicBool::new(false));
-            let acked = Arc::new(Mutex::new(Vec::new()));
-            let handle = {
-                let (stop, acked) = (stop.clone(), acked.clone());
-                let (pause, idle) = (pause.clone(), idle.clone());
-                std::thread::spawn(move || {
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        if pause.load(Ordering::SeqCst) {
-                            idle.store(true, Ordering::SeqCst);
-                            std::thread::sleep(Duration::from_millis(5));
-                            continue;
-                        }
-                        idle.store(false, Ordering::SeqCst);
-                        let k = key(&tags, n);
-                        let value = n.to_string();
-                        if let Ok(Reply::Status(ok)) = client.call(&k, &["SET", &k, &value], 5)
-                            && ok == "OK"
-                        {
-                            acked.lock().unwrap().push((n, Instant::now()));
-                            n += 1;
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
+            let mut n = 0u64;
+            let thread = Background::spawn({
+                let (acks, pause, idle) = (acks.clone(), pause.clone(), idle.clone());
+                move || {
+                    if pause.load(Ordering::SeqCst) {
+                        idle.store(true, Ordering::SeqCst);
+                        std::thread::sleep(Duration::from_millis(5));
+                        return;
                     }
-                })
-            };
+                    idle.store(false, Ordering::SeqCst);
+                    let k = key(&tags, n);
+                    let value = n.to_string();
+                    if let Ok(Reply::Status(ok)) = client.call(&k, &["SET", &k, &value], 5)
+                        && ok == "OK"
+                    {
+                        acks.push(n);
+                        n += 1;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+            });
             Writer {
-                stop,
+                acks,
                 pause,
                 idle,
-                acked,
-                handle: Some(handle),
+                thread,
             }
         }
 
@@ -2085,33 +1972,6 @@ mod redis_cluster_day2 {
 
         fn resume(&self) {
             self.pause.store(false, Ordering::SeqCst);
-        }
-
-        fn acked(&self) -> Vec<(u64, Instant)> {
-            self.acked.lock().unwrap().clone()
-        }
-
-        fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
-            let mut times: Vec<Instant> = self
-                .acked()
-                .into_iter()
-                .map(|(_, t)| t)
-                .filter(|t| (from..=to).contains(t))
-                .collect();
-            times.insert(0, from);
-            times.push(to);
-            times
-                .windows(2)
-                .map(|w| w[1] - w[0])
-                .max()
-                .unwrap_or_default()
-        }
-
-        fn finish(mut self) {
-            self.stop.store(true, Ordering::Relaxed);
-            if let Some(handle) = self.handle.take() {
-                let _ = handle.join();
-            }
         }
     }
 
@@ -2184,7 +2044,7 @@ mod redis_cluster_day2 {
             }
         }
         let mut client = ClusterClient::new(pods, ctl.ordinals());
-        for (n, _) in writer.acked() {
+        for n in writer.acks.keys() {
             let k = key(tags, n);
             match client.call(&k, &["GET", &k], 20)? {
                 Reply::Bulk(Some(v)) if v == n.to_string() => {}
@@ -2194,37 +2054,23 @@ mod redis_cluster_day2 {
         Ok(())
     }
 
-    fn template(revision: u32, replicas: u32, namespace: &str) -> Template {
-        Template {
-            revision,
-            env: vec![
-                ("POD_NAMESPACE".into(), namespace.into()),
-                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
-            ],
-        }
-    }
-
+    /// One step: what it did, how long it took, the longest pause in acknowledged writes.
     fn step(
         name: &str,
         ctl: &mut Controller,
         writer: &Writer,
         tags: &[String],
-        rows: &mut Vec<String>,
+        table: &mut Table,
         action: impl FnOnce(&mut Controller) -> Result<(), String>,
     ) {
-        report(&format!("step: {name}"));
-        let started = Instant::now();
-        action(ctl).unwrap_or_else(|e| panic!("{name}: {e}"));
-        wait_for(
-            &format!("{name}: the cluster checks out"),
+        let step = ctl.step(
+            name,
+            &writer.acks,
             Duration::from_secs(180),
-            || check(ctl, writer, tags),
+            action,
+            |ctl| check(ctl, writer, tags),
         );
-        let took = started.elapsed();
-        let gap = writer.longest_gap(started, Instant::now());
-        let row = format!("| {name} | {} | {} |", secs(took), secs(gap));
-        report(&row);
-        rows.push(row);
+        table.row(&[name, &secs(step.took), &secs(step.gap)]);
     }
 
     /// What the role's scripts said in the pod's log.
@@ -2257,14 +2103,14 @@ mod redis_cluster_day2 {
         let pods = Pods::up(set);
         let tags = Arc::new(tags());
         let client = ClusterClient::new(&pods, 0..8);
-        let mut ctl = Controller::new(pods, Policy::Parallel, template(1, 6, namespace));
+        let mut ctl = Controller::new(pods, Policy::Parallel, Template::sized(1, 6, namespace));
         // terminationGracePeriodSeconds above leave_timeout (120 s).
         ctl.grace = Duration::from_secs(150);
         let mut app = Redis;
-        let mut rows = vec![
-            "| step | time | longest gap between acknowledged writes |".to_string(),
-            "| --- | ---: | ---: |".to_string(),
-        ];
+        let mut table = Table::new(
+            &["step", "time", "longest gap between acknowledged writes"],
+            &["---", "---:", "---:"],
+        );
         let writer = Writer::start(client, tags.clone());
 
         step(
@@ -2272,16 +2118,16 @@ mod redis_cluster_day2 {
             &mut ctl,
             &writer,
             &tags,
-            &mut rows,
-            |ctl| ctl.scale(&mut app, 6, template(1, 6, namespace)),
+            &mut table,
+            |ctl| ctl.scale(&mut app, 6, Template::sized(1, 6, namespace)),
         );
         step(
             "scale 6 -> 8 (shard of 6, 7; rebalance; roll 5..0)",
             &mut ctl,
             &writer,
             &tags,
-            &mut rows,
-            |ctl| ctl.scale(&mut app, 8, template(2, 8, namespace)),
+            &mut table,
+            |ctl| ctl.scale(&mut app, 8, Template::sized(2, 8, namespace)),
         );
         for o in [6, 7] {
             report(&format!(
@@ -2295,8 +2141,8 @@ mod redis_cluster_day2 {
             &mut ctl,
             &writer,
             &tags,
-            &mut rows,
-            |ctl| ctl.scale(&mut app, 6, template(3, 6, namespace)),
+            &mut table,
+            |ctl| ctl.scale(&mut app, 6, Template::sized(3, 6, namespace)),
         );
         // A master lost with its node (no preStop, SIGKILL) and its volume: its replica must
         // take over before the new node may start. Redis replicates asynchronously, so a SET
@@ -2317,7 +2163,7 @@ mod redis_cluster_day2 {
             &mut ctl,
             &writer,
             &tags,
-            &mut rows,
+            &mut table,
             |ctl| {
                 let address = ctl.pods.address(crashed);
                 writer.pause();
@@ -2342,11 +2188,7 @@ mod redis_cluster_day2 {
                 ctl.existing.remove(&crashed);
                 ctl.pods.crash(crashed);
                 writer.resume();
-                let data = ctl.pods.volume(crashed, VOLUME);
-                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
-                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-                ctl.create(&mut app, crashed)?;
-                ctl.wait_ready(&mut app, crashed).map(drop)
+                ctl.recreate_with_lost_volume(&mut app, crashed, VOLUME)
             },
         );
         report(&format!(
@@ -2366,14 +2208,10 @@ mod redis_cluster_day2 {
             &mut ctl,
             &writer,
             &tags,
-            &mut rows,
+            &mut table,
             |ctl| {
                 ctl.delete(&mut app, deleted)?;
-                let data = ctl.pods.volume(deleted, VOLUME);
-                std::fs::remove_dir_all(&data).map_err(|e| e.to_string())?;
-                std::fs::create_dir(&data).map_err(|e| e.to_string())?;
-                ctl.create(&mut app, deleted)?;
-                ctl.wait_ready(&mut app, deleted).map(drop)
+                ctl.recreate_with_lost_volume(&mut app, deleted, VOLUME)
             },
         );
         report(&format!(
@@ -2390,15 +2228,13 @@ mod redis_cluster_day2 {
                 );
             }
         }
-        let total = writer.acked().len();
-        writer.finish();
+        let total = writer.acks.keys().len();
+        writer.thread.finish();
         report(&format!(
             "{total} acknowledged SETs over all slots, every one read back; wall time {}",
             secs(wall.elapsed())
         ));
-        for row in &rows {
-            report(row);
-        }
+        table.report();
         ctl.pods.down();
     }
 }

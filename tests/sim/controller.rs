@@ -13,11 +13,12 @@
 //! What a pod runs (its init container, main container, readiness, preStop) is the `App`'s.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::Pods;
+use super::{Pods, report, wait_for};
 use crate::common::apiserver::{self, Versions};
 
 /// `spec.podManagementPolicy`.
@@ -32,6 +33,20 @@ pub enum Policy {
 pub struct Template {
     pub revision: u32,
     pub env: Vec<(String, String)>,
+}
+
+impl Template {
+    /// The template of a set read without the API server: the containers get the namespace and
+    /// `ROLECALL_REPLICAS`, so a new size is a new template, which rolls the pods.
+    pub fn sized(revision: u32, replicas: u32, namespace: &str) -> Template {
+        Template {
+            revision,
+            env: vec![
+                ("POD_NAMESPACE".into(), namespace.into()),
+                ("ROLECALL_REPLICAS".into(), replicas.to_string()),
+            ],
+        }
+    }
 }
 
 /// What runs in each pod, as its containers would.
@@ -208,6 +223,44 @@ impl Controller {
         hook.map_err(|e| format!("preStop of {}: {e}", self.pods.hostname(ordinal)))
     }
 
+    /// Creates pod `ordinal`, which is gone (deleted or crashed), with an empty volume at
+    /// `volume` in place of its lost one, and waits until it is Ready.
+    pub fn recreate_with_lost_volume(
+        &mut self,
+        app: &mut dyn App,
+        ordinal: u32,
+        volume: &str,
+    ) -> Result<(), String> {
+        self.pods.lose_volume(ordinal, volume)?;
+        self.create(app, ordinal)?;
+        self.wait_ready(app, ordinal).map(drop)
+    }
+
+    /// One step of a day-2 test: `action`, then `check` until it passes, for at most `settle`;
+    /// an action that fails or a check that never passes fails the test. Reports the step's
+    /// name first.
+    pub fn step(
+        &mut self,
+        name: &str,
+        acks: &Acks,
+        settle: Duration,
+        action: impl FnOnce(&mut Controller) -> Result<(), String>,
+        mut check: impl FnMut(&Controller) -> Result<(), String>,
+    ) -> Step {
+        report(&format!("step: {name}"));
+        let started = Instant::now();
+        action(self).unwrap_or_else(|e| panic!("{name}: {e}"));
+        wait_for(&format!("{name}: the set checks out"), settle, || {
+            check(self)
+        });
+        let ended = Instant::now();
+        Step {
+            started,
+            took: ended - started,
+            gap: acks.longest_gap(started, ended),
+        }
+    }
+
     /// Sets spec.replicas to `replicas` and the template to `template`, then does what the
     /// controller does about it: create or delete pods, then roll the older ones.
     pub fn scale(
@@ -266,5 +319,106 @@ impl Controller {
             self.wait_ready(app, ordinal)?;
         }
         Ok(())
+    }
+}
+
+/// What a day-2 step took.
+pub struct Step {
+    pub started: Instant,
+    pub took: Duration,
+    /// The longest time in the step without an acknowledged write.
+    pub gap: Duration,
+}
+
+/// The writes a day-2 test's writer had acknowledged: each key, with when.
+#[derive(Clone, Default)]
+pub struct Acks(Arc<Mutex<Vec<(u64, Instant)>>>);
+
+impl Acks {
+    /// Records that the write of `key` was acknowledged now.
+    pub fn push(&self, key: u64) {
+        self.0.lock().unwrap().push((key, Instant::now()));
+    }
+
+    /// Every key acknowledged so far, in order.
+    pub fn keys(&self) -> Vec<u64> {
+        self.0.lock().unwrap().iter().map(|&(key, _)| key).collect()
+    }
+
+    /// The longest time without an acknowledged write between `from` and `to`.
+    pub fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
+        let mut times: Vec<Instant> = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|&(_, t)| t)
+            .filter(|t| (from..=to).contains(t))
+            .collect();
+        times.insert(0, from);
+        times.push(to);
+        times
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// A thread that runs `round` again and again until `finish`: a test's writer or poll.
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Background {
+    pub fn spawn(mut round: impl FnMut() + Send + 'static) -> Background {
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    round();
+                }
+            })
+        };
+        Background {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// Stops after the round under way.
+    pub fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// The table a day-2 test reports at its end: one row per step.
+pub struct Table(Vec<String>);
+
+impl Table {
+    /// A table with these column heads, each aligned as its `align` says (`---`, `---:`).
+    pub fn new(heads: &[&str], align: &[&str]) -> Table {
+        Table(vec![
+            format!("| {} |", heads.join(" | ")),
+            format!("| {} |", align.join(" | ")),
+        ])
+    }
+
+    /// Adds a row, and reports it at once.
+    pub fn row(&mut self, cells: &[&str]) {
+        let row = format!("| {} |", cells.join(" | "));
+        report(&row);
+        self.0.push(row);
+    }
+
+    pub fn report(&self) {
+        for row in &self.0 {
+            report(row);
+        }
     }
 }

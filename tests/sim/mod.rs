@@ -12,9 +12,9 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// The harness script.
 pub mod controller;
 
+/// The harness script.
 pub const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sim/statefulset.sh");
 /// The binary under test. Pods run a copy in the set's directory (`Pods::rolecall`): a pod's
 /// private /tmp would hide this one when the checkout lives under /tmp.
@@ -379,12 +379,7 @@ impl Pods {
     /// Stops the server of pod `ordinal` as Kubernetes stops a container: SIGTERM to its
     /// process group, SIGKILL after `grace`. Returns how long it took to exit.
     pub fn stop(&mut self, ordinal: u32, grace: Duration) -> Duration {
-        let i = self
-            .servers
-            .iter()
-            .position(|s| s.ordinal == ordinal)
-            .unwrap_or_else(|| panic!("no server runs in pod {}", self.hostname(ordinal)));
-        let mut server = self.servers.remove(i);
+        let mut server = self.take_server(ordinal);
         let started = Instant::now();
         signal_group(&server.child, "TERM");
         loop {
@@ -408,14 +403,26 @@ impl Pods {
     /// Kills the server of pod `ordinal` at once (SIGKILL to its process group), as a node
     /// failure would: no preStop, no shutdown.
     pub fn crash(&mut self, ordinal: u32) {
+        let mut server = self.take_server(ordinal);
+        signal_group(&server.child, "KILL");
+        let _ = server.child.wait();
+    }
+
+    /// The server started in pod `ordinal`, no longer counted as running there.
+    fn take_server(&mut self, ordinal: u32) -> Server {
         let i = self
             .servers
             .iter()
             .position(|s| s.ordinal == ordinal)
             .unwrap_or_else(|| panic!("no server runs in pod {}", self.hostname(ordinal)));
-        let mut server = self.servers.remove(i);
-        signal_group(&server.child, "KILL");
-        let _ = server.child.wait();
+        self.servers.remove(i)
+    }
+
+    /// Empties pod `ordinal`'s volume at `path`, as a new PVC in place of a lost one.
+    pub fn lose_volume(&self, ordinal: u32, path: &str) -> Result<(), String> {
+        let data = self.volume(ordinal, path);
+        fs::remove_dir_all(&data).map_err(|e| format!("{}: {e}", data.display()))?;
+        fs::create_dir(&data).map_err(|e| format!("{}: {e}", data.display()))
     }
 
     /// The server log of pod `ordinal`.
@@ -528,6 +535,12 @@ pub fn wait_for<T>(
 /// Seconds, for the bring-up report.
 pub fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
+}
+
+/// Reports what a pod's container or hook said: `  WHAT POD: LINE`, the other lines below it.
+pub fn report_said<'a>(what: &str, pod: &str, lines: impl IntoIterator<Item = &'a str>) {
+    let lines: Vec<&str> = lines.into_iter().collect();
+    report(&format!("  {what} {pod}: {}", lines.join("\n    ")));
 }
 
 /// The file's bytes and modification time, to show a rerun left it alone.

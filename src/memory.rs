@@ -33,11 +33,6 @@ pub fn set_limit(bytes: usize) {
     LIMIT.store(bytes, Ordering::Relaxed);
 }
 
-/// The budget, in bytes.
-pub fn limit() -> usize {
-    LIMIT.load(Ordering::Relaxed)
-}
-
 /// Marks what rolecall does from now on.
 pub fn set_stage(stage: Stage) {
     STAGE.store(stage as u8, Ordering::Relaxed);
@@ -67,11 +62,21 @@ fn release(bytes: usize) {
     USED.fetch_sub(bytes, Ordering::Relaxed);
 }
 
+/// Takes `bytes` from the budget for `alloc`, and gives them back if it fails.
+fn counted(bytes: usize, alloc: impl FnOnce() -> *mut u8) -> *mut u8 {
+    reserve(bytes);
+    let ptr = alloc();
+    if ptr.is_null() {
+        release(bytes);
+    }
+    ptr
+}
+
 /// Says why and exits. Allocates nothing (the budget is spent): the message is formatted into a
 /// buffer on the stack and written with one `write(2)`.
 fn over_budget(asked: usize, used: usize, limit: usize) -> ! {
     let (code, what) = match STAGE.load(Ordering::Relaxed) {
-        1 => (
+        stage if stage == Stage::Templates as u8 => (
             Exit::Template,
             "rendering the templates needs more memory than the budget (a template that builds \
              a huge value?)",
@@ -121,23 +126,13 @@ impl std::fmt::Write for StackLine {
 // SAFETY: every call is passed on to `inner` unchanged; only the counting is added.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for Budgeted<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        reserve(layout.size());
         // SAFETY: the caller's contract, passed on.
-        let ptr = unsafe { self.inner.alloc(layout) };
-        if ptr.is_null() {
-            release(layout.size());
-        }
-        ptr
+        counted(layout.size(), || unsafe { self.inner.alloc(layout) })
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        reserve(layout.size());
         // SAFETY: the caller's contract, passed on.
-        let ptr = unsafe { self.inner.alloc_zeroed(layout) };
-        if ptr.is_null() {
-            release(layout.size());
-        }
-        ptr
+        counted(layout.size(), || unsafe { self.inner.alloc_zeroed(layout) })
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {

@@ -26,8 +26,9 @@ const CALL: Duration = Duration::from_secs(5);
 /// The longest pause between attempts at a refused ("unhealthy cluster") membership change.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// What the templates of a pod that joined a running cluster get :
-/// `membership.state` and `membership.initial_cluster`; `null` otherwise.
+/// What the templates get as `membership` when this pod bootstraps a cluster or joins a
+/// running one: `membership.state` and `membership.initial_cluster`; `null` when it starts from
+/// its data as it is.
 #[derive(Clone, Debug, serde::Serialize, PartialEq, Eq)]
 pub struct Joined {
     /// `new` for a bootstrap, `existing` for a join.
@@ -608,6 +609,26 @@ pub(crate) mod tests {
         assert!(Instant::now() < soon + Duration::from_secs(1));
         let late = format!("{:#}", late.unwrap_err());
         assert!(late.contains("did not accept it in time"), "{late}");
+    }
+
+    #[test]
+    fn etcd_data_is_a_member_dir_and_is_set_aside_never_deleted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        assert!(!has_etcd_data(&data).unwrap(), "no data dir");
+        std::fs::create_dir(&data).unwrap();
+        assert!(!has_etcd_data(&data).unwrap(), "an empty data dir");
+        std::fs::write(data.join("member"), "").unwrap();
+        assert!(!has_etcd_data(&data).unwrap(), "member is not a dir");
+        std::fs::remove_file(data.join("member")).unwrap();
+        std::fs::create_dir_all(data.join("member/wal")).unwrap();
+        assert!(has_etcd_data(&data).unwrap());
+        let aside = set_aside(&data).unwrap();
+        assert!(!data.exists());
+        assert_eq!(aside.parent(), Some(tmp.path()));
+        let name = aside.file_name().unwrap().to_string_lossy();
+        assert!(name.starts_with("data.removed-"), "{name}");
+        assert!(aside.join("member/wal").is_dir(), "the data is kept");
     }
 
     #[test]

@@ -244,6 +244,63 @@ mod tests {
         assert!(format!("{err:#}").contains("`nope`"), "{err:#}");
     }
 
+    /// A role with membership actions declares what they read, each missing piece named.
+    #[test]
+    fn membership_needs_its_vars_and_port() {
+        let zk_vars = "quorum_port = 2888\nelection_port = 3888\nbootstrap_size = 3\n\
+                       super_password_file = ''\n";
+        let etcd_vars = "peer_port = 2380\nbootstrap_size = 3\n";
+        let role = |kind: &str, port: &str, vars: &str| {
+            let text = format!(
+                "description = 'x'\n{port}membership = '{kind}'\n[vars]\n{vars}[[rules]]\nrole = 'a'\n"
+            );
+            Role::new("t".into(), &text, BTreeMap::new()).map_err(|e| format!("{e:#}"))
+        };
+        assert!(role("etcd", "port = 2379\n", etcd_vars).is_ok());
+        assert!(role("zookeeper", "port = 2181\n", zk_vars).is_ok());
+        for (kind, port, vars, says) in [
+            (
+                "etcd",
+                "port = 2379\n",
+                "bootstrap_size = 3\n",
+                "membership `etcd` needs the integer var `peer_port`",
+            ),
+            (
+                "etcd",
+                "port = 2379\n",
+                "peer_port = '2380'\nbootstrap_size = 3\n",
+                "membership `etcd` needs the integer var `peer_port`",
+            ),
+            (
+                "etcd",
+                "",
+                etcd_vars,
+                "membership `etcd` needs the role's `port`",
+            ),
+            (
+                "zookeeper",
+                "port = 2181\n",
+                "quorum_port = 2888\nelection_port = 3888\nbootstrap_size = 3\n",
+                "membership `zookeeper` needs the string var `super_password_file`",
+            ),
+            (
+                "zookeeper",
+                "port = 2181\n",
+                "quorum_port = 2888\nbootstrap_size = 3\nsuper_password_file = ''\n",
+                "membership `zookeeper` needs the integer var `election_port`",
+            ),
+            (
+                "zookeeper",
+                "",
+                zk_vars,
+                "membership `zookeeper` needs the role's `port` (the client port)",
+            ),
+        ] {
+            let err = role(kind, port, vars).unwrap_err();
+            assert!(err.contains(says), "{kind} {vars:?}: {err}");
+        }
+    }
+
     #[test]
     fn reserved_and_nested_file_names_are_rejected() {
         for files in ["['peers']", "['a/b']", "['../x']", "['.hidden']"] {

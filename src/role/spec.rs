@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use anyhow::{bail, ensure};
 use serde::Deserialize;
 
-use super::vars::{VarDecl, VarRules, Vars, same_env_name};
+use super::vars::{Var, VarDecl, VarRules, Vars, same_env_name};
 
 use crate::names::{MAX_REPLICAS, RESERVED_FILES, check_file_name, is_identifier};
 
@@ -199,35 +199,32 @@ impl RoleSpec {
                 }
             }
         }
-        if spec.membership == Some(Membership::Etcd) {
-            for var in ["peer_port", "bootstrap_size"] {
-                ensure!(
-                    matches!(spec.vars.get(var), Some(super::Var::Int(_))),
-                    "membership `etcd` needs the integer var `{var}`"
-                );
-            }
-            ensure!(
-                spec.port.is_some(),
-                "membership `etcd` needs the role's `port`"
-            );
-        }
-        if spec.membership == Some(Membership::Zookeeper) {
-            for var in ["quorum_port", "election_port", "bootstrap_size"] {
-                ensure!(
-                    matches!(spec.vars.get(var), Some(super::Var::Int(_))),
-                    "membership `zookeeper` needs the integer var `{var}`"
-                );
-            }
-            ensure!(
-                matches!(
-                    spec.vars.get("super_password_file"),
-                    Some(super::Var::Str(_))
+        if let Some(membership) = spec.membership {
+            // What its actions read: integer vars, string vars, and the role's `port`.
+            let (name, ints, strings, port): (_, &[&str], &[&str], _) = match membership {
+                Membership::Etcd => ("etcd", &["peer_port", "bootstrap_size"], &[], "`port`"),
+                Membership::Zookeeper => (
+                    "zookeeper",
+                    &["quorum_port", "election_port", "bootstrap_size"],
+                    &["super_password_file"],
+                    "`port` (the client port)",
                 ),
-                "membership `zookeeper` needs the string var `super_password_file`"
-            );
+            };
+            for var in ints {
+                ensure!(
+                    matches!(spec.vars.get(*var), Some(Var::Int(_))),
+                    "membership `{name}` needs the integer var `{var}`"
+                );
+            }
+            for var in strings {
+                ensure!(
+                    matches!(spec.vars.get(*var), Some(Var::Str(_))),
+                    "membership `{name}` needs the string var `{var}`"
+                );
+            }
             ensure!(
                 spec.port.is_some(),
-                "membership `zookeeper` needs the role's `port` (the client port)"
+                "membership `{name}` needs the role's {port}"
             );
         }
         if let Some(leader) = &spec.leader {

@@ -33,6 +33,13 @@ pub fn preview(
         };
         let change = change(&existing, file, owner);
         let new = String::from_utf8_lossy(&file.content);
+        let mode_change = |old: u32| {
+            if old == file.mode {
+                String::new()
+            } else {
+                format!(" (mode {old:04o} -> {:04o})", file.mode)
+            }
+        };
         match (&existing, change) {
             (_, Change::Unchanged) => out.push_str(&format!("unchanged: {shown}\n")),
             (Existing::Missing, _) => {
@@ -40,22 +47,14 @@ pub fn preview(
                 out.push_str(&unified_diff("", &new, "/dev/null", &shown.to_string()));
             }
             (Existing::File { content, mode, .. }, _) => {
-                let mode_change = if *mode == file.mode {
-                    String::new()
-                } else {
-                    format!(" (mode {mode:04o} -> {:04o})", file.mode)
-                };
+                let mode_change = mode_change(*mode);
                 out.push_str(&format!("update: {shown}{mode_change}\n"));
                 let old = String::from_utf8_lossy(content);
                 let name = shown.to_string();
                 out.push_str(&unified_diff(&old, &new, &name, &name));
             }
             (Existing::Unread { size, mode }, _) => {
-                let mode_change = if *mode == file.mode {
-                    String::new()
-                } else {
-                    format!(" (mode {mode:04o} -> {:04o})", file.mode)
-                };
+                let mode_change = mode_change(*mode);
                 out.push_str(&format!(
                     "update: {shown}{mode_change} (the old file, {size} bytes, is not shown: \
                      too large or unreadable)\n"
@@ -160,6 +159,33 @@ mod tests {
         assert!(text.contains("-x=1\n+x=2\n"), "{text}");
         assert!(text.contains("create: "), "{text}");
         assert!(!dir.path().join("b").exists());
+    }
+
+    /// A file whose mode alone changes is an update naming both modes; one whose mode stays says
+    /// nothing of it.
+    #[test]
+    fn preview_names_a_mode_change() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, mode) in [("a", 0o600), ("b", 0o644)] {
+            fs::write(dir.path().join(name), "x\n").unwrap();
+            fs::set_permissions(dir.path().join(name), fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let files = [file("a", "x\n"), file("b", "y\n")];
+        let (text, changes) = preview(dir.path(), &files, None).unwrap();
+        let shown = |name: &str| dir.path().join(name).display().to_string();
+        assert!(
+            text.contains(&format!("update: {} (mode 0600 -> 0644)\n", shown("a"))),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("update: {}\n", shown("b"))),
+            "{text}"
+        );
+        assert_eq!(
+            changes,
+            [("a".into(), Change::Updated), ("b".into(), Change::Updated)]
+        );
     }
 
     #[test]

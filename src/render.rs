@@ -281,15 +281,13 @@ pub fn render_pod(
 ) -> anyhow::Result<Vec<OutFile>> {
     let view = cluster.view(index, facts);
     let me = &cluster.members[index as usize];
-    let mut out = render_files(templates, role, &cluster.model, me, &view, mode, membership)?;
-    out.insert(
-        out.len() - 1,
-        OutFile {
-            name: "peers".into(),
-            content: output::peers_file(cluster).into_bytes(),
-            mode,
-        },
-    );
+    let mut out = role_files(templates, role, &cluster.model, me, &view, mode, membership)?;
+    out.push(OutFile {
+        name: "peers".into(),
+        content: output::peers_file(cluster).into_bytes(),
+        mode,
+    });
+    out.push(env_file(&view, mode));
     Ok(out)
 }
 
@@ -305,11 +303,13 @@ pub fn render_alone(
     mode: u32,
 ) -> anyhow::Result<Vec<OutFile>> {
     let view = model.view(me, facts);
-    render_files(templates, role, model, me, &view, mode, None)
+    let mut out = role_files(templates, role, model, me, &view, mode, None)?;
+    out.push(env_file(&view, mode));
+    Ok(out)
 }
 
-/// The role's files for `me`, then `rolecall.env`.
-fn render_files(
+/// The role's files for `me`.
+fn role_files(
     templates: &Templates,
     role: &RoleSettings,
     model: &Model,
@@ -321,21 +321,24 @@ fn render_files(
     // Every file of the role, not only this pod's: a missing leader template is a mistake to
     // report on every pod, not only when the leader restarts.
     templates.check_files(role.role.all_files(), role.config_dir.as_deref())?;
-    let mut out: Vec<OutFile> = templates
-        .render(model.files(me), view, membership)?
+    let rendered = templates.render(model.files(me), view, membership)?;
+    Ok(rendered
         .into_iter()
         .map(|r| OutFile {
             name: r.name,
             content: r.content,
             mode: r.mode.unwrap_or(mode),
         })
-        .collect();
-    out.push(OutFile {
+        .collect())
+}
+
+/// `rolecall.env`: what `rolecall env` prints for this view.
+fn env_file(view: &View, mode: u32) -> OutFile {
+    OutFile {
         name: "rolecall.env".into(),
         content: output::shell_env(&output::fields(view)).into_bytes(),
         mode,
-    });
-    Ok(out)
+    }
 }
 
 /// The templates a failed load blames, each with its part of the error.

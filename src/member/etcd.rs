@@ -297,8 +297,8 @@ mod tests {
             http("404 Not Found", "404 page not found\n"),
             "\x15\x03\x01\x00\x02\x02\x46".to_string(),
         ]);
-        let second = Duration::from_secs(1);
-        let endpoint = Endpoint::new(&format!("{url}/"), second, second);
+        let bound = Duration::from_secs(10);
+        let endpoint = Endpoint::new(&format!("{url}/"), bound, bound);
         assert_eq!(endpoint.members().unwrap(), gateway_members(ADDED));
         for _ in 0..2 {
             let busy = endpoint.remove(1);
@@ -332,7 +332,7 @@ mod tests {
                 "POST /v3/cluster/member/list HTTP/1.1",
             ]
         );
-        let unreachable = Endpoint::new(&url, second, second).members();
+        let unreachable = Endpoint::new(&url, bound, bound).members();
         assert!(
             matches!(unreachable, Err(CallError::Unreachable(_))),
             "{unreachable:?}"

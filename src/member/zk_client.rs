@@ -497,7 +497,7 @@ mod tests {
         write_packet(stream, &w.0);
     }
 
-    const SECOND: Duration = Duration::from_secs(1);
+    const BOUND: Duration = Duration::from_secs(10);
 
     #[test]
     fn a_session_reads_its_own_answers_and_sorts_keeper_errors() {
@@ -520,7 +520,7 @@ mod tests {
             assert_eq!(op, OP_CLOSE, "a dropped session is closed");
             reply(s, xid, 0, &[]);
         });
-        let mut session = Session::open(&address, SECOND, SECOND).unwrap();
+        let mut session = Session::open(&address, BOUND, BOUND).unwrap();
         assert_eq!(session.get_data(CONFIG_NODE).unwrap(), b"version=1");
         let busy = session.reconfig(Some("server.4=h:1:2"), None);
         assert!(matches!(busy, Err(CallError::Busy(_))), "{busy:?}");
@@ -539,7 +539,7 @@ mod tests {
             connected(s, 0);
             assert_eq!(read_packet(s), None, "nothing after the refusal");
         });
-        let refused = Session::open(&address, SECOND, SECOND).err();
+        let refused = Session::open(&address, BOUND, BOUND).err();
         assert!(
             matches!(refused, Some(CallError::Unreachable(_))),
             "{refused:?}"

@@ -81,9 +81,7 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> anyhow::Result
             settings.interval.min(left).max(MIN_ATTEMPT)
         };
         let pending: Vec<usize> = plan
-            .targets
-            .iter()
-            .filter(|t| !t.is_ready(&states))
+            .waiting(&states)
             .flat_map(|t| t.endpoints.iter().copied())
             .filter(|&i| !ready(&states[i]))
             .collect::<std::collections::BTreeSet<_>>()
@@ -100,12 +98,7 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> anyhow::Result
         }
         let elapsed = start.elapsed();
         if once || elapsed >= settings.timeout {
-            let missing: Vec<_> = plan
-                .targets
-                .iter()
-                .filter(|t| !t.is_ready(&states))
-                .map(|t| format!("\n  {}", t.missing(plan, &states, SHOWN_ON_TIMEOUT)))
-                .collect();
+            let missing = plan.missing(&states, SHOWN_ON_TIMEOUT);
             let when = if once {
                 "not ready (--timeout 0 tries once)".to_string()
             } else {
@@ -116,25 +109,19 @@ pub fn wait(plan: &Plan, settings: &WaitSettings, quiet: bool) -> anyhow::Result
                 )
             };
             return Err(anyhow!(
-                "{when}: {} of {} targets not ready:{}",
+                "{when}: {} of {} targets not ready:\n  {}",
                 missing.len(),
                 plan.targets.len(),
-                missing.concat()
+                missing.join("\n  ")
             ));
         }
         if last_report.elapsed() >= PROGRESS_EVERY {
             last_report = Instant::now();
-            let missing: Vec<_> = plan
-                .targets
-                .iter()
-                .filter(|t| !t.is_ready(&states))
-                .map(|t| t.missing(plan, &states, SHOWN_IN_PROGRESS))
-                .collect();
             // Targets apart with ` | `: a peers target lists its addresses with `; `.
             say(&format!(
                 "still waiting after {}: {}",
                 show(elapsed),
-                missing.join(" | ")
+                plan.missing(&states, SHOWN_IN_PROGRESS).join(" | ")
             ));
         }
         let pause = jitter(settings.interval, round)

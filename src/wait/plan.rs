@@ -53,6 +53,20 @@ impl Target {
     }
 }
 
+impl Plan {
+    /// The targets not ready yet.
+    pub(super) fn waiting<'p>(&'p self, states: &'p States) -> impl Iterator<Item = &'p Target> {
+        self.targets.iter().filter(|t| !t.is_ready(states))
+    }
+
+    /// What each target not ready yet misses, naming at most `shown` of its addresses.
+    pub(super) fn missing(&self, states: &States, shown: usize) -> Vec<String> {
+        self.waiting(states)
+            .map(|t| t.missing(self, states, shown))
+            .collect()
+    }
+}
+
 /// The pods a target can name: this pod in its model, or in the whole set when --replicas is
 /// known (leader, peers and all need it).
 pub enum Pods<'a, 'r> {

@@ -1322,14 +1322,14 @@ mod zookeeper_day2 {
             let lost: Vec<&String> = acked
                 .iter()
                 .filter(|k| !have.contains(k.as_str()))
-                .take(5)
                 .collect();
             if !lost.is_empty() {
                 return Err(format!(
-                    "{} lacks acknowledged creates, e.g. {lost:?} ({} of {})",
+                    "{} lacks {} of {} acknowledged creates, e.g. {:?}",
                     pods.hostname(o),
-                    acked.len() - have.len().min(acked.len()),
-                    acked.len()
+                    lost.len(),
+                    acked.len(),
+                    &lost[..lost.len().min(5)]
                 ));
             }
         }

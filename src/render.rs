@@ -43,23 +43,26 @@ impl Templates {
     /// and loads what the role renders and what that includes, extends or calls. Other keys are
     /// never parsed: a ConfigMap may hold thousands of files for other programs.
     pub fn load(role: &Role, config: Option<(&Path, &Keys)>) -> anyhow::Result<Templates> {
-        let mut sources: BTreeMap<String, (String, String)> = role
+        let own = role
             .templates
             .iter()
-            .map(|(name, t)| (name.clone(), (t.text.clone(), t.origin.clone())))
-            .collect();
+            .map(|(name, t)| (name, t.bytes.as_slice(), t.origin.clone()));
+        let keys = config.into_iter().flat_map(|(dir, keys)| {
+            keys.iter().map(move |(key, bytes)| {
+                (key, bytes.as_slice(), dir.join(key).display().to_string())
+            })
+        });
+        let mut sources: BTreeMap<String, (String, String)> = BTreeMap::new();
         let mut broken = BTreeMap::new();
-        if let Some((dir, keys)) = config {
-            for (key, bytes) in keys {
-                let origin = dir.join(key).display().to_string();
-                match std::str::from_utf8(bytes) {
-                    Ok(text) => {
-                        sources.insert(key.clone(), (text.to_string(), origin));
-                    }
-                    Err(_) => {
-                        sources.remove(key);
-                        broken.insert(key.clone(), format!("{origin} is not UTF-8 text"));
-                    }
+        for (key, bytes, origin) in own.chain(keys) {
+            match std::str::from_utf8(bytes) {
+                Ok(text) => {
+                    broken.remove(key);
+                    sources.insert(key.clone(), (text.to_string(), origin));
+                }
+                Err(_) => {
+                    sources.remove(key);
+                    broken.insert(key.clone(), format!("{origin} is not UTF-8 text"));
                 }
             }
         }
@@ -568,5 +571,36 @@ impl Write for Limited {
 
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::role::Template;
+
+    /// A role's own file that is not UTF-8 is named as such where it is used, as a config-dir key
+    /// is; a config-dir key of the same name replaces it.
+    #[test]
+    fn a_template_that_is_not_utf8_says_so_where_it_is_used() {
+        let template = |bytes: &[u8]| Template {
+            bytes: bytes.to_vec(),
+            origin: "role dir/a.conf".into(),
+        };
+        let templates = [
+            ("a.conf".to_string(), template(b"\xff\xfe")),
+            ("unused".to_string(), template(b"\xff")),
+        ];
+        let spec = "description = 'x'\nfiles = ['a.conf']\n[[rules]]\nrole = 'a'\n";
+        let role = Role::new("t".into(), spec, templates.into()).unwrap();
+        let loaded = Templates::load(&role, None).unwrap();
+        let err = loaded.check_files(role.all_files(), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "template `a.conf` cannot be used: role dir/a.conf is not UTF-8 text"
+        );
+        let keys: Keys = [("a.conf".to_string(), b"a".to_vec())].into();
+        let loaded = Templates::load(&role, Some((Path::new("/cm"), &keys))).unwrap();
+        loaded.check_files(role.all_files(), None).unwrap();
     }
 }

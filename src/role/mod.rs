@@ -28,10 +28,11 @@ pub struct Role {
     pub templates: BTreeMap<String, Template>,
 }
 
-/// A template source and where it came from, for error messages.
+/// A template source and where it came from, for error messages. Kept as bytes, as a config
+/// dir's keys are: a file that is not UTF-8 is an error only where something renders it.
 #[derive(Clone, Debug)]
 pub struct Template {
-    pub text: String,
+    pub bytes: Vec<u8>,
     pub origin: String,
 }
 
@@ -61,7 +62,8 @@ impl Role {
             .into_iter()
             .map(|(file, text)| {
                 let origin = format!("built-in role {name}: {file}");
-                (file, Template { text, origin })
+                let bytes = text.into_bytes();
+                (file, Template { bytes, origin })
             })
             .collect();
         Role::new(name.to_string(), &spec_text, templates)
@@ -84,10 +86,9 @@ impl Role {
         let templates = keys
             .into_iter()
             .filter(|(key, _)| key != file_name)
-            .filter_map(|(key, bytes)| {
-                let text = String::from_utf8(bytes).ok()?;
+            .map(|(key, bytes)| {
                 let origin = dir.join(&key).display().to_string();
-                Some((key, Template { text, origin }))
+                (key, Template { bytes, origin })
             })
             .collect();
         Role::new(path.display().to_string(), &spec_text, templates)
@@ -113,7 +114,7 @@ impl Role {
             templates.insert(
                 id_file.to_string(),
                 Template {
-                    text: text.to_string(),
+                    bytes: text.as_bytes().to_vec(),
                     origin,
                 },
             );

@@ -23,6 +23,8 @@ cli() {
     shift
     timeout 10 redis-cli -h "$host" -p "$port" "$@" 2>/dev/null | tr -d '\r'
 }
+# Whether this node is a master that serves slots.
+has_slots() { cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /master/ && NF > 8 { found = 1 } END { exit !found }'; }
 # Gives up once the deadline has passed: $1 says what it waited for.
 check_time() {
     if [ "$(date +%s)" -ge "$deadline" ]; then

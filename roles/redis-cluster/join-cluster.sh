@@ -34,8 +34,6 @@ peers="{% for p in peers %}{% if not p.is_self %}{{ p.fqdn }} {% endif %}{% endf
 info() { cli "$1" cluster info | sed -n "s/^$2://p"; }
 # The id of the node whose announced hostname is $1, in the cluster view $2.
 id_of() { printf '%s\n' "$2" | awk -v h="$1" '{ split($2, a, ","); if (a[2] == h) print $1 }'; }
-# Whether this node is a master that serves slots.
-has_slots() { cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /master/ && NF > 8 { found = 1 } END { exit !found }'; }
 # Makes this node a replica of master $1: meets the cluster through the seed (redis-cli
 # --cluster add-node), then CLUSTER REPLICATE, again until it holds; slots a concurrent
 # rebalance gave it while it was an empty master are moved away first.

@@ -36,7 +36,7 @@ if [ "$index" -lt "$size" ]; then
     # cluster-node-timeout and an election.
     myid=$(cli 127.0.0.1 cluster myid)
     replica=$(cli 127.0.0.1 cluster nodes | awk -v id="$myid" '$4 == id && $3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected" { split($2, a, ":"); print a[1]; exit }')
-    if [ -n "$replica" ] && cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /master/ && NF > 8 { f = 1 } END { exit !f }'; then
+    if [ -n "$replica" ] && has_slots; then
         deadline=$(($(date +%s) + 20))
         if [ "$(cli "$replica" cluster failover)" = OK ]; then
             until cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /slave/ { f = 1 } END { exit !f }'; do
@@ -75,12 +75,11 @@ until [ -n "$other" ]; do
     done
     [ -n "$other" ] || { check_time "no node of the pods that stay answers"; sleep 1; }
 done
-slots() { cli 127.0.0.1 cluster nodes | awk '$3 ~ /myself/ && $3 ~ /master/ && NF > 8 { found = 1 } END { exit !found }'; }
-if slots; then
+if has_slots; then
     say "moving this master's slots to the other masters"
-    while slots; do
+    while has_slots; do
         timeout 300 redis-cli --cluster rebalance "$other:$port" --cluster-weight "$myid=0" --cluster-yes >&2
-        slots || break
+        has_slots || break
         check_time "could not move this master's slots away"
         sleep 2
         fix_open_slots "$other"

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{can_run_without, missing, scratch};
+use common::{can_load_yaml, can_run_without, missing, scratch};
 
 const KUBERNETES_VERSION: &str = "1.31.0";
 
@@ -104,11 +104,9 @@ fn kubernetes_validate_strict_rejects_an_unknown_field() {
 
 #[test]
 fn every_role_has_an_example() {
-    let out = common::rolecall_std().arg("roles").output().unwrap();
-    let roles: BTreeSet<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+    let roles: BTreeSet<String> = common::Program::tested()
+        .builtin_roles()
+        .into_iter()
         .collect();
     let examples: BTreeSet<String> = fs::read_dir(examples_dir())
         .unwrap()
@@ -175,19 +173,6 @@ fn load_examples() -> Vec<Example> {
             }
         })
         .collect()
-}
-
-fn can_load_yaml(test: &str) -> bool {
-    let mut lacking = missing(&[("python3", "python3")]);
-    if lacking.is_empty()
-        && !Command::new("python3")
-            .args(["-c", "import yaml"])
-            .status()
-            .is_ok_and(|s| s.success())
-    {
-        lacking.push("the Python module yaml (Debian package python3-yaml)".into());
-    }
-    can_run_without(test, &lacking)
 }
 
 fn strings(value: &Value) -> Vec<String> {
@@ -682,7 +667,7 @@ fn persistent_volumes_are_mounted_where_the_images_keep_their_data() {
                 }
                 checked += 1;
                 if ex.role == "kafka" {
-                    let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+                    let out = common::rolecall_std()
                         .args([
                             "get",
                             "vars.log_dirs",
@@ -691,9 +676,9 @@ fn persistent_volumes_are_mounted_where_the_images_keep_their_data() {
                             "--hostname",
                             "kafka-0",
                         ])
-                        .env_clear()
                         .output()
                         .unwrap();
+                    assert!(out.status.success(), "{out:?}");
                     let log_dirs = String::from_utf8(out.stdout).unwrap();
                     for dir in log_dirs.trim().split(',') {
                         let dir = Path::new(dir);

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{PodSpec, can_run_without, missing, scratch};
+use common::{PodSpec, can_load_yaml, can_run_without, missing, scratch};
 
 /// One rendered pod: where it is and where its files went.
 struct Pod {
@@ -111,19 +111,6 @@ fn run(program: &str, args: &[&str], files: &[PathBuf]) -> String {
 }
 
 // YAML, with PyYAML's safe loader.
-
-fn can_load_yaml(test: &str) -> bool {
-    let mut lacking = missing(&[("python3", "python3")]);
-    if lacking.is_empty()
-        && !Command::new("python3")
-            .args(["-c", "import yaml"])
-            .status()
-            .is_ok_and(|s| s.success())
-    {
-        lacking.push("the Python module yaml (Debian package python3-yaml)".into());
-    }
-    can_run_without(test, &lacking)
-}
 
 /// Loads every file with `yaml.safe_load` and returns each document as JSON, by path.
 fn load_yaml(files: Vec<PathBuf>) -> BTreeMap<PathBuf, Value> {

@@ -58,6 +58,20 @@ pub fn can_run_without(test: &str, lacking: &[String]) -> bool {
     lacking.is_empty() || skip(test, &format!("needs {}", lacking.join(", ")))
 }
 
+/// Whether `test` can load YAML with PyYAML: python3 and its yaml module (see `can_run_without`).
+pub fn can_load_yaml(test: &str) -> bool {
+    let mut lacking = missing(&[("python3", "python3")]);
+    if lacking.is_empty()
+        && !Command::new("python3")
+            .args(["-c", "import yaml"])
+            .status()
+            .is_ok_and(|s| s.success())
+    {
+        lacking.push("the Python module yaml (Debian package python3-yaml)".into());
+    }
+    can_run_without(test, &lacking)
+}
+
 /// A scratch directory outside /tmp: simulated pods get a private /tmp, which would hide it.
 /// Cargo's target tmp dir, unless the checkout itself lies under /tmp; then /var/tmp.
 pub fn scratch() -> TempDir {
@@ -262,6 +276,19 @@ impl Program {
         cmd.args(&self.argv[1..]);
         without_pod_env(&mut cmd);
         cmd
+    }
+
+    /// The built-in roles, as `rolecall roles` lists them (the first word of each line).
+    pub fn builtin_roles(&self) -> Vec<String> {
+        let out = self.command().arg("roles").output().unwrap();
+        assert!(out.status.success(), "rolecall roles: {out:?}");
+        let roles: Vec<String> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|line| line.split_whitespace().next().map(str::to_string))
+            .collect();
+        assert!(!roles.is_empty(), "rolecall roles lists no role");
+        roles
     }
 }
 

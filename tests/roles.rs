@@ -565,8 +565,15 @@ fn expected_dir(role: &str) -> PathBuf {
         .join(role)
 }
 
+/// Whether ROLECALL_BLESS=1 asks to rewrite the expected files rather than compare with them;
+/// under ROLECALL_CI=1, where every render must be compared, a failure.
 fn blessing() -> bool {
-    std::env::var_os("ROLECALL_BLESS").is_some_and(|v| v == "1")
+    let bless = std::env::var_os("ROLECALL_BLESS").is_some_and(|v| v == "1");
+    assert!(
+        !(bless && common::ci()),
+        "ROLECALL_BLESS=1 compares nothing, and ROLECALL_CI=1 allows no such run"
+    );
+    bless
 }
 
 /// Renders every case of a role with `program` and compares it with its expected file; with
@@ -624,17 +631,6 @@ fn check_role(program: &Program, role: &RoleCases, bless: bool) {
     assert!(failures.is_empty(), "role {name}:{failures}");
 }
 
-/// The built-in roles, as `rolecall roles` lists them.
-fn builtin_roles(program: &Program) -> Vec<String> {
-    let out = rolecall(program, &["roles".to_string()]);
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|line| line.split_whitespace().next().map(str::to_string))
-        .collect()
-}
-
 /// The tested binary renders every built-in role as expected; ROLECALL_BLESS=1 writes the
 /// expected files instead.
 #[test]
@@ -648,9 +644,10 @@ fn every_builtin_role_renders_as_expected() {
 /// one, qemu-user-static; with ROLECALL_CI=1 a skip is a failure.
 fn static_binary_renders_every_role_as_expected(test: &str, target: &StaticTarget) {
     if blessing() {
-        tell(&format!(
-            "SKIPPED {test}: the expected files are being rewritten (ROLECALL_BLESS=1)"
-        ));
+        common::skip(
+            test,
+            "the expected files are being rewritten (ROLECALL_BLESS=1)",
+        );
         return;
     }
     if common::can_run_without(test, &target.lacking()) {
@@ -678,7 +675,7 @@ fn static_aarch64_binary_renders_every_role_as_expected() {
 /// added without cases in `ROLES` is still rendered over the grid and fails until its expected
 /// files exist (and are reviewed). Roles render in parallel.
 fn every_role_renders_as_expected(program: &Program, bless: bool) {
-    let listed = builtin_roles(program);
+    let listed = program.builtin_roles();
     let unknown: Vec<_> = ROLES
         .iter()
         .filter(|r| !listed.iter().any(|l| l == r.name))

@@ -112,12 +112,17 @@ impl Server {
     }
 }
 
+/// A server at 127.0.0.1, certified for that address, answering `replies`; and a pod that
+/// trusts it.
+fn serving(replies: Vec<Reply>) -> (Server, Pod) {
+    let pki = pki(&["127.0.0.1"]);
+    let server = Server::start(&pki, "127.0.0.1:0", replies, |_| {});
+    (server, Pod::new(&pki))
+}
+
 fn statefulset(name: &str, replicas: u32, start: Option<u32>, service: &str) -> String {
     apiserver::statefulset_in("db", name, replicas, start, service)
 }
-
-// ---------------------------------------------------------------------------------------------
-// The objects, laid out as `kubectl get -o json` shows them
 
 // ---------------------------------------------------------------------------------------------
 // Running rolecall against it
@@ -182,19 +187,15 @@ fn assert_code(out: &Output, code: i32, says: &[&str]) {
 
 const STS_PATH: &str = "/apis/apps/v1/namespaces/db/statefulsets/zk";
 
+/// The set's size, asked from the API by pod zk-0.
+const GET_REPLICAS: [&str; 5] = ["get", "replicas", "--hostname", "zk-0", "--from-api"];
+
 // ---------------------------------------------------------------------------------------------
 // 200: the render from the API is the render from flags
 
 #[test]
 fn a_render_from_the_api_is_the_render_from_the_same_flags() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![ok(statefulset("zk", 5, Some(3), "zk-hs"))],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
+    let (server, pod) = serving(vec![ok(statefulset("zk", 5, Some(3), "zk-hs"))]);
     let from_api = pod.path("api");
     let out = pod.run(
         server.addr,
@@ -256,17 +257,10 @@ fn a_render_from_the_api_is_the_render_from_the_same_flags() {
 
 #[test]
 fn the_node_gives_zone_and_region_as_a_labels_file_does() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![
-            ok(statefulset("kafka", 3, None, "kafka")),
-            ok(node("gke-pool-1-abc", "europe-west1-b", "europe-west1")),
-        ],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
+    let (server, pod) = serving(vec![
+        ok(statefulset("kafka", 3, None, "kafka")),
+        ok(node("gke-pool-1-abc", "europe-west1-b", "europe-west1")),
+    ]);
     let api = pod.path("api");
     let out = pod.run(
         server.addr,
@@ -340,10 +334,8 @@ fn the_node_gives_zone_and_region_as_a_labels_file_does() {
 /// disagrees; the flag wins.
 #[test]
 fn every_command_reads_the_set_alike_and_a_flag_still_wins() {
-    let pki = pki(&["127.0.0.1"]);
     let replies = vec![ok(statefulset("zk", 5, Some(3), "zk")); 12];
-    let server = Server::start(&pki, "127.0.0.1:0", replies, |_| {});
-    let pod = Pod::new(&pki);
+    let (server, pod) = serving(replies);
     let base = ["--role", "zookeeper", "--hostname", "zk-4", "--from-api"];
     for (command, expect) in [
         (vec!["get", "replicas"], "5\n"),
@@ -389,18 +381,8 @@ fn every_command_reads_the_set_alike_and_a_flag_still_wins() {
 
 #[test]
 fn a_refused_token_is_an_error_that_never_shows_the_token() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![status(401, "Unauthorized", "Unauthorized")],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let (server, pod) = serving(vec![status(401, "Unauthorized", "Unauthorized")]);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     let token = pod.sa.join("token").display().to_string();
     assert_code(
         &out,
@@ -416,24 +398,14 @@ fn a_refused_token_is_an_error_that_never_shows_the_token() {
 
 #[test]
 fn a_forbidden_read_names_the_rbac_rule_to_add() {
-    let pki = pki(&["127.0.0.1"]);
     let message = "statefulsets.apps \"zk\" is forbidden: User \"system:serviceaccount:db:zk\" \
                    cannot get resource \"statefulsets\" in API group \"apps\" in the namespace \"db\"";
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![
-            status(403, "Forbidden", message),
-            ok(statefulset("zk", 3, None, "zk")),
-            status(403, "Forbidden", "nodes \"n1\" is forbidden"),
-        ],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let (server, pod) = serving(vec![
+        status(403, "Forbidden", message),
+        ok(statefulset("zk", 3, None, "zk")),
+        status(403, "Forbidden", "nodes \"n1\" is forbidden"),
+    ]);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -470,18 +442,11 @@ fn a_forbidden_read_names_the_rbac_rule_to_add() {
 
 #[test]
 fn a_missing_set_names_the_set_and_the_namespace() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![status(
-            404,
-            "NotFound",
-            "statefulsets.apps \"zk\" not found",
-        )],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
+    let (server, pod) = serving(vec![status(
+        404,
+        "NotFound",
+        "statefulsets.apps \"zk\" not found",
+    )]);
     let out = pod.run(server.addr, &["env", "--hostname", "zk-0", "--from-api"]);
     assert_code(
         &out,
@@ -496,21 +461,11 @@ fn a_missing_set_names_the_set_and_the_namespace() {
 
 #[test]
 fn a_server_error_is_retried() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![
-            status(500, "InternalError", "etcdserver: leader changed"),
-            ok(statefulset("zk", 3, None, "zk")),
-        ],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let (server, pod) = serving(vec![
+        status(500, "InternalError", "etcdserver: leader changed"),
+        ok(statefulset("zk", 3, None, "zk")),
+    ]);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(&out, 0, &[]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "3\n");
     assert_eq!(server.paths(), [STS_PATH, STS_PATH]);
@@ -518,13 +473,8 @@ fn a_server_error_is_retried() {
 
 #[test]
 fn a_server_that_keeps_failing_is_given_up_on_after_five_attempts() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(&pki, "127.0.0.1:0", vec![], |_| {});
-    let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let (server, pod) = serving(vec![]);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -538,22 +488,12 @@ fn a_server_that_keeps_failing_is_given_up_on_after_five_attempts() {
 
 #[test]
 fn too_many_requests_waits_as_long_as_retry_after_says() {
-    let pki = pki(&["127.0.0.1"]);
     let Reply::Json(code, body, _) = status(429, "TooManyRequests", "too many requests");
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![
-            Reply::Json(code, body, "Retry-After: 2\r\n"),
-            ok(statefulset("zk", 3, None, "zk")),
-        ],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let (server, pod) = serving(vec![
+        Reply::Json(code, body, "Retry-After: 2\r\n"),
+        ok(statefulset("zk", 3, None, "zk")),
+    ]);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(&out, 0, &[]);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
@@ -572,10 +512,7 @@ fn broken_json_is_an_error() {
     broken.truncate(broken.len() / 2);
     let server = Server::start(&pki, "127.0.0.1:0", vec![ok(broken)], |_| {});
     let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -593,14 +530,13 @@ fn broken_json_is_an_error() {
         ],
         |_| {},
     );
-    let get = ["get", "replicas", "--hostname", "zk-0", "--from-api"];
-    let out = pod.run(server.addr, &get);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
         &["is not the object asked for", "missing field `spec`"],
     );
-    let out = pod.run(server.addr, &get);
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -671,10 +607,7 @@ fn a_server_certificate_of_another_ca_is_refused_at_once() {
         |_| {},
     );
     let pod = Pod::new(&trusted);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let out = pod.run(server.addr, &GET_REPLICAS);
     let ca = pod.sa.join("ca.crt").display().to_string();
     assert_code(
         &out,
@@ -706,10 +639,7 @@ fn a_certificate_for_another_name_is_refused() {
         |_| {},
     );
     let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -738,10 +668,7 @@ fn an_rsa_certificate_and_tls_1_2_work() {
             versions,
         );
         let pod = Pod::new(&pki);
-        let out = pod.run(
-            server.addr,
-            &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-        );
+        let out = pod.run(server.addr, &GET_REPLICAS);
         assert_code(&out, 0, &[]);
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "3\n");
     }
@@ -764,10 +691,7 @@ fn an_ipv6_service_host_is_put_in_brackets() {
         |_| {},
     );
     let pod = Pod::new(&pki);
-    let out = pod.run(
-        server.addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(&out, 0, &[]);
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "2\n");
 }
@@ -823,10 +747,7 @@ fn an_unreachable_api_is_an_error_unless_replicas_is_given() {
         .local_addr()
         .unwrap();
     let pod = Pod::new(&pki);
-    let out = pod.run(
-        addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let out = pod.run(addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -864,16 +785,13 @@ fn outside_a_pod_from_api_says_what_is_missing() {
     let pod = Pod::new(&pki);
     let out = rolecall_std()
         .env("ROLECALL_SERVICE_ACCOUNT_DIR", &pod.sa)
-        .args(["get", "replicas", "--hostname", "zk-0", "--from-api"])
+        .args(GET_REPLICAS)
         .output()
         .unwrap();
     assert_code(&out, 8, &["KUBERNETES_SERVICE_HOST is not set"]);
     fs::remove_file(pod.sa.join("token")).unwrap();
     let addr: SocketAddr = "127.0.0.1:1".parse().unwrap();
-    let out = pod.run(
-        addr,
-        &["get", "replicas", "--hostname", "zk-0", "--from-api"],
-    );
+    let out = pod.run(addr, &GET_REPLICAS);
     assert_code(
         &out,
         8,
@@ -892,19 +810,12 @@ fn outside_a_pod_from_api_says_what_is_missing() {
 /// identity error.
 #[test]
 fn get_replicas_answers_in_a_pod_beyond_the_set_and_at_0() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![
-            ok(statefulset("rc", 6, None, "rc")),
-            ok(statefulset("rc", 6, None, "rc")),
-            ok(statefulset("rc", 0, None, "rc")),
-            ok(statefulset("rc", 0, None, "rc")),
-        ],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
+    let (server, pod) = serving(vec![
+        ok(statefulset("rc", 6, None, "rc")),
+        ok(statefulset("rc", 6, None, "rc")),
+        ok(statefulset("rc", 0, None, "rc")),
+        ok(statefulset("rc", 0, None, "rc")),
+    ]);
     let get = |field: &str| {
         let args = [
             "get",
@@ -930,19 +841,12 @@ fn get_replicas_answers_in_a_pod_beyond_the_set_and_at_0() {
 
 #[test]
 fn a_set_or_a_node_rolecall_cannot_use_is_an_identity_error() {
-    let pki = pki(&["127.0.0.1"]);
-    let server = Server::start(
-        &pki,
-        "127.0.0.1:0",
-        vec![
-            ok(statefulset("zk", 0, None, "zk")),
-            ok(statefulset("zk", 3, None, "zk")),
-            ok(node("n1", "zone a", "r")),
-            ok(statefulset("zk", 3, None, "Not A Label")),
-        ],
-        |_| {},
-    );
-    let pod = Pod::new(&pki);
+    let (server, pod) = serving(vec![
+        ok(statefulset("zk", 0, None, "zk")),
+        ok(statefulset("zk", 3, None, "zk")),
+        ok(node("n1", "zone a", "r")),
+        ok(statefulset("zk", 3, None, "Not A Label")),
+    ]);
     let get = |extra: &[&str]| {
         let mut args = vec!["get", "index", "--hostname", "zk-0", "--from-api"];
         args.extend(extra);

@@ -100,12 +100,23 @@ mod tests {
             deflate,
         };
         assert!(unpack(&cut).unwrap_err().to_string().contains("cut short"));
-        let wrong_size = Packed {
-            name: "big",
-            size: archive.len() + 1,
+        // A whole archive of another length than the table says.
+        let whole = [1, 0, 0, 0, b'a', 1, 0, 0, 0, b'x'];
+        let deflate: &'static [u8] =
+            Box::leak(miniz_oxide::deflate::compress_to_vec(&whole, 6).into_boxed_slice());
+        let exact = Packed {
+            name: "exact",
+            size: whole.len(),
             deflate,
         };
-        assert!(unpack(&wrong_size).is_err());
+        assert_eq!(unpack(&exact).unwrap()["a"], "x");
+        let wrong_size = Packed {
+            name: "big",
+            size: whole.len() + 1,
+            deflate,
+        };
+        let err = unpack(&wrong_size).unwrap_err().to_string();
+        assert_eq!(err, "10 bytes, not 11");
         let garbage = Packed {
             name: "garbage",
             size: 10,

@@ -153,6 +153,13 @@ mod tests {
         fs::write(new.join("a.cnf"), "new").unwrap();
         fs::remove_file(dir.path().join(DATA_LINK)).unwrap();
         symlink(new.file_name().unwrap(), dir.path().join(DATA_LINK)).unwrap();
+        // The key's own link still names the old snapshot: only `..data` says which is current.
+        fs::remove_file(dir.path().join("a.cnf")).unwrap();
+        symlink(
+            "..2026_11_22_03_31_00.000000001/a.cnf",
+            dir.path().join("a.cnf"),
+        )
+        .unwrap();
         assert_eq!(read(dir.path()).unwrap()["a.cnf"], b"new");
     }
 

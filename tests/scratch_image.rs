@@ -17,7 +17,7 @@
 //! and ROLECALL_STATIC_BIN_AARCH64.
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -178,14 +178,7 @@ impl Root {
         fs::write(root.join("etc/hosts"), HOSTS).unwrap();
         fs::write(root.join("etc/resolv.conf"), RESOLV_CONF).unwrap();
         // A ConfigMap volume: keys are symlinks through `..data` to a timestamped directory.
-        let config = root.join("config");
-        let stamp = config.join("..2026_11_22_04_00_00.000000001");
-        fs::create_dir_all(&stamp).unwrap();
-        for (key, text) in configmap {
-            fs::write(stamp.join(key), text).unwrap();
-            symlink(format!("..data/{key}"), config.join(key)).unwrap();
-        }
-        symlink(stamp.file_name().unwrap(), config.join("..data")).unwrap();
+        common::configmap(&root.join("config"), configmap);
         // An emptyDir: root-owned, world-writable.
         fs::create_dir(root.join("out")).unwrap();
         fs::set_permissions(root.join("out"), fs::Permissions::from_mode(0o777)).unwrap();
@@ -401,12 +394,11 @@ fn builtin_roles_and_shell_output_work_in_an_empty_root(test: &str, target: &Sta
 
     // The release binary renders what the tested debug binary renders.
     let reference = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_rolecall"))
+    let status = common::rolecall_std()
         .args(["render", "--role", "zookeeper", "--replicas", "3", "-q"])
         .args(["--hostname", "zk-1", "--namespace", "db"])
         .args(["--cluster-domain", "k8s.example", "--out"])
         .arg(reference.path())
-        .env_remove("POD_NAME")
         .status()
         .unwrap();
     assert!(status.success());

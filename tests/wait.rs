@@ -390,8 +390,9 @@ fn rolecall_in_pod_with_dns(dir: &Path, hosts: &str, resolv_conf: Option<&str>) 
     };
     fs::write(&nss_file, format!("hosts: {nss}\n")).unwrap();
     fs::write(&resolv_file, resolv_conf.unwrap_or("")).unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
+    let mut cmd = std::process::Command::new("unshare");
+    common::without_pod_env(&mut cmd)
+        .args(["--mount", "--propagation", "private", "--", "sh", "-ec"])
         .arg(
             "mount --bind \"$1\" /etc/hosts; mount --bind \"$2\" /etc/nsswitch.conf; \
              mount --bind \"$3\" /etc/resolv.conf; shift 3; exec \"$@\"",
@@ -401,12 +402,7 @@ fn rolecall_in_pod_with_dns(dir: &Path, hosts: &str, resolv_conf: Option<&str>) 
         .arg(&nss_file)
         .arg(&resolv_file)
         .arg(BIN);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("ROLECALL_") || key == "POD_NAME" || key == "POD_NAMESPACE" {
-            cmd.env_remove(key);
-        }
-    }
-    cmd
+    Command::from_std(cmd)
 }
 
 const POD: [&str; 4] = [

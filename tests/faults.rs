@@ -121,20 +121,17 @@ impl Drop for Tmpfs {
     }
 }
 
+/// `rolecall render` of pod zk-1 of a ZooKeeper set of `replicas` into `out`.
+fn zk_render(out: &Path, replicas: u32) -> Command {
+    let mut cmd = rolecall();
+    cmd.args(["render", "--role", "zookeeper", "--hostname", "zk-1"])
+        .args(["--replicas", &replicas.to_string(), "--out"])
+        .arg(out);
+    cmd
+}
+
 fn render_zk(out: &Path, extra: &[&str]) -> Output {
-    run(rolecall()
-        .args([
-            "render",
-            "--role",
-            "zookeeper",
-            "--replicas",
-            "3",
-            "--hostname",
-            "zk-1",
-            "--out",
-        ])
-        .arg(out)
-        .args(extra))
+    run(zk_render(out, 3).args(extra))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -922,21 +919,7 @@ fn hard_links_and_fifos_in_out_are_replaced_not_written_through() {
     fs::hard_link(&victims.file, out.join("zoo.cfg")).unwrap();
     // A fifo: opening it to compare contents would block forever.
     mkfifo(&out.join("myid"));
-    let mut child = rolecall()
-        .args([
-            "render",
-            "--role",
-            "zookeeper",
-            "--replicas",
-            "3",
-            "--hostname",
-            "zk-1",
-            "--out",
-        ])
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = zk_render(&out, 3).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
@@ -1057,13 +1040,10 @@ fn every_written_file_and_the_directory_are_synced_unless_no_sync() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Round 2: renames that fail midway, concurrent renders, reruns that must stay reruns
+// Renames that fail midway, concurrent renders, reruns that must stay reruns
 
 fn render_zk_of(out: &Path, replicas: u32) -> Output {
-    run(rolecall()
-        .args(["render", "--role", "zookeeper", "--hostname", "zk-1"])
-        .args(["--replicas", &replicas.to_string(), "--out"])
-        .arg(out))
+    run(&mut zk_render(out, replicas))
 }
 
 /// The servers zoo.cfg lists.
@@ -1208,21 +1188,7 @@ fn a_render_waits_for_the_directory_lock() {
     let before = snapshot(&out);
     let holder = fs::File::open(&out).unwrap();
     holder.lock().unwrap();
-    let mut child = rolecall()
-        .args([
-            "render",
-            "--role",
-            "zookeeper",
-            "--hostname",
-            "zk-1",
-            "--replicas",
-            "5",
-        ])
-        .arg("--out")
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = zk_render(&out, 5).stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     assert!(
         child.try_wait().unwrap().is_none(),

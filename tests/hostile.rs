@@ -1274,12 +1274,10 @@ fn unused_hostile_or_broken_keys_do_not_disturb_a_render() {
         "{}",
         String::from_utf8_lossy(&result.stderr)
     );
-    let mut names: Vec<_> = fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["main.cfg", "peers", "rolecall.env"]);
+    assert_eq!(
+        common::names_in(&out),
+        ["main.cfg", "peers", "rolecall.env"]
+    );
     assert!(!tmp.path().join("pwned").exists());
 }
 
@@ -1797,9 +1795,8 @@ fn structure(file: &Path) -> Result<String, String> {
             if !syntax.status.success() {
                 return Err(String::from_utf8_lossy(&syntax.stderr).into_owned());
             }
-            let traces: Vec<_> = fs::read_dir(run_in)
-                .unwrap()
-                .map(|e| e.unwrap().file_name().into_string().unwrap())
+            let traces: Vec<_> = common::names_in(run_in)
+                .into_iter()
                 .filter(|n| n.contains("PWNED"))
                 .collect();
             if !traces.is_empty() {

@@ -488,11 +488,11 @@ fn a_server_that_keeps_failing_is_given_up_on_after_five_attempts() {
 
 #[test]
 fn too_many_requests_waits_as_long_as_retry_after_says() {
-    let Reply::Json(code, body, _) = status(429, "TooManyRequests", "too many requests");
-    let (server, pod) = serving(vec![
-        Reply::Json(code, body, "Retry-After: 2\r\n"),
-        ok(statefulset("zk", 3, None, "zk")),
-    ]);
+    let retry = Reply {
+        extra: "Retry-After: 2\r\n",
+        ..status(429, "TooManyRequests", "too many requests")
+    };
+    let (server, pod) = serving(vec![retry, ok(statefulset("zk", 3, None, "zk"))]);
     let out = pod.run(server.addr, &GET_REPLICAS);
     assert_code(&out, 0, &[]);
     let seen = server.seen();

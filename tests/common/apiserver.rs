@@ -39,11 +39,13 @@ pub fn pki_with(ca_name: &str, names: &[&str], key: KeyPair) -> Pki {
     }
 }
 
-/// One answer of the server.
+/// One answer of the server: a status and a JSON body, with extra header lines.
 #[derive(Clone)]
-pub enum Reply {
-    /// A status and a JSON body, with extra header lines.
-    Json(u16, String, &'static str),
+pub struct Reply {
+    pub code: u16,
+    pub body: String,
+    /// Header lines beyond the usual ones, each ending in `\r\n`.
+    pub extra: &'static str,
 }
 
 /// A request as the server saw it.
@@ -67,12 +69,20 @@ pub fn status(code: u16, reason: &str, message: &str) -> Reply {
         "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
         "message": message, "reason": reason, "code": code,
     });
-    Reply::Json(code, body.to_string(), "")
+    Reply {
+        code,
+        body: body.to_string(),
+        extra: "",
+    }
 }
 
 /// A 200 with this JSON body.
 pub fn ok(body: String) -> Reply {
-    Reply::Json(200, body, "")
+    Reply {
+        code: 200,
+        body,
+        extra: "",
+    }
 }
 
 /// Serves HTTPS on `bind` with `pki`'s certificate, one request per connection, each answered
@@ -113,7 +123,7 @@ pub fn serve(
                 headers,
                 at: Instant::now(),
             };
-            let Reply::Json(code, body, extra) = answer(&seen);
+            let Reply { code, body, extra } = answer(&seen);
             let response = format!(
                 "HTTP/1.1 {code} {}\r\nAudit-Id: 5b3c1f2e-0d4e-4c55-9a8e-2f4a6c1d9e10\r\n\
                  Cache-Control: no-cache, private\r\nContent-Type: application/json\r\n\

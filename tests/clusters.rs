@@ -518,7 +518,9 @@ mod etcd_day2 {
     use base64::engine::general_purpose::STANDARD as B64;
     use serde_json::{Value, json};
 
-    use crate::sim::controller::{Acks, App, Background, Controller, Policy, Table, Template};
+    use crate::sim::controller::{
+        Acks, App, Background, Controller, NoPreStop, Policy, Table, Template,
+    };
     use crate::sim::{Pods, StatefulSet, can_run, report, report_said, secs, wait_for};
 
     const VOLUME: &str = "/var/lib/etcd";
@@ -949,6 +951,36 @@ mod etcd_day2 {
                     ));
                 }
                 Ok(())
+            },
+        );
+        // A member left behind: pod 4 goes with no preStop (a force delete, a lost node), so
+        // etcd-4 stays listed. The rolling update's first start that has quorum without itself
+        // (etcd-3: 0, 1 and 2 of 5 run) removes it.
+        step("scale 4 -> 5", &mut ctl, &writer, &mut table, scale(5));
+        let mut after_next = tpl.clone();
+        after_next.revision += 2;
+        step(
+            "scale 5 -> 4 with no preStop, then a rolling update (etcd-3's start removes etcd-4)",
+            &mut ctl,
+            &writer,
+            &mut table,
+            |ctl| ctl.scale(&mut NoPreStop(&mut Etcd), 4, after_next.clone()),
+        );
+        // With etcd-3 left behind, 3 of 4 members run: each member the rolling update restarts
+        // is one the quorum needs, so its removal of etcd-3 cannot commit before it starts, and
+        // it must not wait for that: it starts from its data (the removal may still commit once
+        // the quorum is back, or wait for a later start). Back at 4, etcd-3 returns as a member,
+        // with its data or anew.
+        let mut last = tpl.clone();
+        last.revision += 3;
+        step(
+            "scale 4 -> 3 with no preStop and a rolling update (no quorum without the restarting member), then 3 -> 4",
+            &mut ctl,
+            &writer,
+            &mut table,
+            |ctl| {
+                ctl.scale(&mut NoPreStop(&mut Etcd), 3, last.clone())?;
+                ctl.scale(&mut Etcd, 4, last)
             },
         );
         let total = writer.acks.keys().len();

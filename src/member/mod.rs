@@ -25,6 +25,9 @@ const CONNECT: Duration = Duration::from_millis(1000);
 const CALL: Duration = Duration::from_secs(5);
 /// The longest pause between attempts at a refused ("unhealthy cluster") membership change.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a member restarting from its data tries to remove members left behind before it
+/// starts anyway: a cluster that lacks quorum without it cannot remove them.
+const PRUNE_ON_RESTART: Duration = Duration::from_secs(10);
 
 /// What the templates get as `membership` when this pod bootstraps a cluster or joins a
 /// running one: `membership.state` and `membership.initial_cluster`; `null` when it starts from
@@ -336,7 +339,18 @@ pub fn prepare_etcd(pod: &EtcdPod, data_dir: &Path) -> anyhow::Result<Option<Joi
     if has_data {
         match members.iter().find(|m| pod.is_me(m)) {
             Some(m) if m.started() => {
-                prune(pod, &endpoint, &mut members, deadline)?;
+                // A member restarting from its data may be one the cluster needs for quorum
+                // (members left behind count against it): removing them must not hold its
+                // start, or the cluster never gets its quorum back. It tries for a while, and
+                // a later start tries again.
+                let soon = deadline.min(Instant::now() + PRUNE_ON_RESTART);
+                if let Err(e) = prune(pod, &endpoint, &mut members, soon) {
+                    pod.say(&format!(
+                        "warning: {e:#}; {} starts from its data all the same (the cluster may \
+                         need it for quorum) and a later start removes them",
+                        me.hostname
+                    ));
+                }
                 return Ok(None);
             }
             _ => {

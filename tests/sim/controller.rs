@@ -68,6 +68,27 @@ pub trait App {
     ) -> Result<(), String>;
 }
 
+/// `app` with no preStop hook run: a pod force-deleted, or lost with its node.
+pub struct NoPreStop<'a>(pub &'a mut dyn App);
+
+impl App for NoPreStop<'_> {
+    fn init(&mut self, pods: &Pods, ordinal: u32, env: &[(String, String)]) -> Result<(), String> {
+        self.0.init(pods, ordinal, env)
+    }
+
+    fn start(&mut self, pods: &mut Pods, ordinal: u32, env: &[(String, String)]) {
+        self.0.start(pods, ordinal, env)
+    }
+
+    fn ready(&mut self, pods: &Pods, ordinal: u32) -> bool {
+        self.0.ready(pods, ordinal)
+    }
+
+    fn pre_stop(&mut self, _: &Pods, _: u32, _: &[(String, String)], _: u32) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 /// A simulated StatefulSet controller.
 pub struct Controller {
     pub pods: Pods,

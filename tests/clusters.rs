@@ -1009,7 +1009,9 @@ mod zookeeper_day2 {
     use std::thread::JoinHandle;
     use std::time::{Duration, Instant};
 
-    use crate::sim::controller::{Acks, App, Background, Controller, Policy, Table, Template};
+    use crate::sim::controller::{
+        Acks, App, Background, Controller, NoPreStop, Policy, Table, Template,
+    };
     use crate::sim::{Pods, StatefulSet, can_run, report, report_said, secs, wait_for};
 
     /// The pods' data volume, the role's data_dir: zoo.cfg, myid and the dynamic config files
@@ -1512,6 +1514,43 @@ mod zookeeper_day2 {
                 ctl.delete(&mut app, 1)?;
                 ctl.recreate_with_lost_volume(&mut app, 1, VOLUME)
             },
+        );
+        step(
+            "scale 3 -> 5 with the old volumes of 3 and 4",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut table,
+            |ctl| ctl.scale(&mut app, 5, Template::sized(4, 5, namespace)),
+        );
+        // A server left behind: ens-4 goes with no preStop (a force delete, a lost node), so
+        // the ensemble still lists it; a start of the rolling update that finds the ensemble
+        // serving removes it (a start that finds none serving starts from its last
+        // configuration, as a restart does).
+        step(
+            "scale 5 -> 4 with no preStop (ens-4 left behind; roll 3, 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[],
+            &mut table,
+            |ctl| {
+                ctl.scale(
+                    &mut NoPreStop(&mut app),
+                    4,
+                    Template::sized(5, 4, namespace),
+                )
+            },
+        );
+        step(
+            "scale 4 -> 3 (remove 3; roll 2, 1, 0)",
+            &mut ctl,
+            &writer,
+            &modes,
+            &[3],
+            &mut table,
+            |ctl| ctl.scale(&mut app, 3, Template::sized(6, 3, namespace)),
         );
         let total = writer.acks.keys().len();
         writer.finish();

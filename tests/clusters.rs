@@ -392,12 +392,14 @@ fn redis_replicas_follow_the_primary_and_serve_its_writes() {
     if !can_run("Redis replication", &["redis-server", "redis-cli"]) {
         return;
     }
-    let mut set = StatefulSet::new("redis", 3);
+    // Four pods, of which the set has 3 until its day 2 below scales it to 4.
+    let mut set = StatefulSet::new("redis", 4);
     set.namespace = "cache".into();
     set.volumes = vec!["/var/lib/redis".into()];
     let made = Instant::now();
     let mut pods = Pods::up(set);
     let made = made.elapsed();
+    pods.set.replicas = 3;
     let ordinals: Vec<u32> = pods.ordinals().collect();
     let fqdns: Vec<String> = ordinals.iter().map(|&o| pods.fqdn(o)).collect();
 
@@ -500,6 +502,64 @@ fn redis_replicas_follow_the_primary_and_serve_its_writes() {
             "{replica} accepted a write: {refused:?}"
         );
     }
+
+    // Day 2 (the README's row: nothing to do on a scale; a replica whose volume was lost
+    // resyncs). Scale 3 -> 4: the new pod renders as a replica and copies the primary's data.
+    pods.set.replicas = 4;
+    let summary = pods.init(3, "redis", &["--set", "data_dir=/var/lib/redis"]);
+    assert!(
+        summary.contains("role replica"),
+        "init summary of redis-3: {summary}"
+    );
+    let file = pods.config_dir(3).join("redis.conf");
+    pods.start(3, &["redis-server", file.to_str().unwrap()]);
+    let online = |pods: &Pods, want: usize| {
+        wait_for(
+            &format!("the primary reports {want} replicas online"),
+            Duration::from_secs(60),
+            || {
+                let info = redis_cli(pods, 0, leader, &["INFO", "replication"])?;
+                let online = info
+                    .lines()
+                    .filter(|l| l.starts_with("slave") && l.contains("state=online"))
+                    .count();
+                (online == want).then_some(()).ok_or(info)
+            },
+        )
+    };
+    let has_key = |pods: &Pods, o: u32| {
+        let fqdn = pods.fqdn(o);
+        wait_for(
+            &format!("{fqdn} has the key"),
+            Duration::from_secs(30),
+            || {
+                let value = redis_cli(pods, o, &fqdn, &["GET", "rolecall:key"])?;
+                (value.trim() == "primary")
+                    .then_some(())
+                    .ok_or(format!("GET gave {value:?}"))
+            },
+        )
+    };
+    online(&pods, 3);
+    has_key(&pods, 3);
+    // A replica's volume lost: the pod comes back empty, renders as before and resyncs.
+    pods.stop(2, Duration::from_secs(10));
+    pods.lose_volume(2, "/var/lib/redis").unwrap();
+    let summary = pods.init(2, "redis", &["--set", "data_dir=/var/lib/redis"]);
+    assert!(
+        summary.contains("role replica"),
+        "init summary of redis-2: {summary}"
+    );
+    let file = pods.config_dir(2).join("redis.conf");
+    pods.start(2, &["redis-server", file.to_str().unwrap()]);
+    online(&pods, 3);
+    has_key(&pods, 2);
+    // Scale 4 -> 3: the pod goes, the primary serves on with the others.
+    pods.stop(3, Duration::from_secs(10));
+    pods.set.replicas = 3;
+    online(&pods, 2);
+    report("redis day 2: a 4th replica synced; a replica with a lost volume resynced; 4 -> 3");
+    pods.set.replicas = 4;
     pods.down();
 }
 

@@ -197,7 +197,7 @@ pub fn write_all(
     if !dir.is_dir() {
         bail!("output {} is not a directory", dir.display());
     }
-    let _lock = lock(dir)?;
+    let _lock = lock(dir, LOCK_WAIT)?;
     remove_stale_files(dir)?;
 
     let mut changes = Vec::new();
@@ -243,22 +243,22 @@ pub fn write_all(
     Ok(changes)
 }
 
-/// Holds the directory's lock, waiting up to `LOCK_WAIT` for another render of it to finish.
-/// The lock is on the directory itself, so it needs no file and works on a read-only `--out`.
-fn lock(dir: &Path) -> anyhow::Result<File> {
+/// Holds the directory's lock, waiting up to `wait` for another render of it to finish. The
+/// lock is on the directory itself, so it needs no file and works on a read-only `--out`.
+fn lock(dir: &Path, wait: Duration) -> anyhow::Result<File> {
     let handle = File::open(dir)
         .with_context(|| format!("cannot open output directory {}", dir.display()))?;
     let start = Instant::now();
     loop {
         match handle.try_lock() {
             Ok(()) => return Ok(handle),
-            Err(fs::TryLockError::WouldBlock) if start.elapsed() < LOCK_WAIT => {
+            Err(fs::TryLockError::WouldBlock) if start.elapsed() < wait => {
                 std::thread::sleep(Duration::from_millis(5));
             }
             Err(fs::TryLockError::WouldBlock) => bail!(
                 "another rolecall has been writing {} for {}s; it holds the directory's lock",
                 dir.display(),
-                LOCK_WAIT.as_secs()
+                wait.as_secs()
             ),
             Err(fs::TryLockError::Error(e)) => {
                 return Err(e).with_context(|| format!("cannot lock {}", dir.display()));
@@ -507,6 +507,69 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn a_held_lock_is_waited_for_then_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock(dir.path(), LOCK_WAIT).unwrap();
+        let started = Instant::now();
+        let err = lock(dir.path(), Duration::from_millis(200)).unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(
+            format!("{err:#}").contains("it holds the directory's lock"),
+            "{err:#}"
+        );
+        drop(held);
+        lock(dir.path(), Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn stale_files_are_removed_only_once_the_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = [".rolecall-abc123.tmp", ".rolecall-def456.old"];
+        for name in stale {
+            fs::write(dir.path().join(name), "another writer's").unwrap();
+        }
+        let held = lock(dir.path(), LOCK_WAIT).unwrap();
+        let path = dir.path().to_path_buf();
+        let render = std::thread::spawn(move || {
+            write_all(&path, &[file("a", "1")], None, Durability::Synced).unwrap()
+        });
+        std::thread::sleep(Duration::from_millis(300));
+        for name in stale {
+            assert!(
+                dir.path().join(name).exists(),
+                "{name} removed under a held lock"
+            );
+        }
+        assert!(!dir.path().join("a").exists(), "written under a held lock");
+        drop(held);
+        render.join().unwrap();
+        let mut names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a"]);
+    }
+
+    #[test]
+    fn a_copy_keeps_a_file_or_a_symlink_where_a_hard_link_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a");
+        fs::write(&target, "old content").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o640)).unwrap();
+        let old = dir.path().join(".rolecall-x.old");
+        copy_aside(&target, &old).unwrap();
+        assert_eq!(fs::read_to_string(&old).unwrap(), "old content");
+        let mode = fs::metadata(&old).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink("a", &link).unwrap();
+        let old_link = dir.path().join(".rolecall-y.old");
+        copy_aside(&link, &old_link).unwrap();
+        assert_eq!(fs::read_link(&old_link).unwrap(), Path::new("a"));
     }
 
     #[test]

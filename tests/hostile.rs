@@ -1127,6 +1127,67 @@ fn round_two_cases() -> Vec<Case> {
             &["set name `web-` is not a DNS label"],
             "web--1",
         ),
+        // Past the budget outside the templates (a 12 MB role file parsed under 16 MiB).
+        case(
+            "a role file too big for the memory budget",
+            1,
+            &["rolecall needs more memory than the budget", "budget 16 MiB", "--memory-limit"],
+            &["get", "role", "--hostname", "web-0", "--role", "{tmp}/role/role.toml", "--memory-limit", "16Mi"],
+        )
+        .role(&format!(
+            "description = \"big\"\n[[rules]]\nrole = \"member\"\n[vars]\nbig = \"{}\"\n",
+            "x".repeat(12_000_000)
+        )),
+        case(
+            "a memory budget below the smallest",
+            2,
+            &["--memory-limit `15Mi` is below the smallest budget, 16 MiB"],
+            &["get", "role", "--hostname", "web-0", "--memory-limit", "15Mi"],
+        ),
+        case(
+            "zookeeper with every server an observer",
+            4,
+            &["var observers_from is `0`", "none could vote"],
+            &["render", "--role", "zookeeper", "--hostname", "zk-0", "--replicas", "3", "--set", "observers_from=0", "--out", "{out}"],
+        ),
+        case(
+            "raft with every member a listener",
+            4,
+            &["var listeners_from is `0`", "none could vote"],
+            &["render", "--role", "raft", "--hostname", "r-0", "--replicas", "3", "--set", "listeners_from=0", "--out", "{out}"],
+        ),
+        // The cassandra image's entrypoint writes cluster_name, dc and rack into cassandra.yaml
+        // unquoted: a value YAML reads as anything but a plain string is refused.
+        case(
+            "a cassandra cluster name that YAML reads as a list",
+            4,
+            &["`[a, b]` (var cluster_name, dc or rack) has `[`", "as a plain string"],
+            &["render", "--role", "cassandra", "--hostname", "c-0", "--replicas", "3", "--set", "cluster_name=[a, b]", "--out", "{out}"],
+        ),
+        case(
+            "a cassandra data center that YAML reads as a tag",
+            4,
+            &["`!!int 5` (var cluster_name, dc or rack) has `!`"],
+            &["render", "--role", "cassandra", "--hostname", "c-0", "--replicas", "3", "--set", "dc=!!int 5", "--out", "{out}"],
+        ),
+        case(
+            "a cassandra rack that YAML reads as an alias",
+            4,
+            &["`*x` (var cluster_name, dc or rack) has `*`"],
+            &["render", "--role", "cassandra", "--hostname", "c-0", "--replicas", "3", "--set", "rack=*x", "--out", "{out}"],
+        ),
+        case(
+            "a cassandra cluster name that starts a YAML sequence",
+            4,
+            &["has `-` first"],
+            &["render", "--role", "cassandra", "--hostname", "c-0", "--replicas", "3", "--set", "cluster_name=- x", "--out", "{out}"],
+        ),
+        case(
+            "a cassandra cluster name that YAML reads as null",
+            4,
+            &["`Null` (var cluster_name, dc or rack) is a word YAML reads as null"],
+            &["render", "--role", "cassandra", "--hostname", "c-0", "--replicas", "3", "--set", "cluster_name=Null", "--out", "{out}"],
+        ),
         case(
             "uid 4294967295, which chown reads as leave-as-is",
             2,

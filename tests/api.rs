@@ -845,6 +845,45 @@ fn get_replicas_answers_in_a_pod_beyond_the_set_and_at_0() {
     assert_eq!(server.seen().len(), 4, "one GET per command");
 }
 
+/// A preStop hook's `leave` at `spec.replicas: 0` is a pause: it ends well without a call to any
+/// member (none runs here; a call would end with exit 7).
+#[cfg(feature = "member")]
+#[test]
+fn leave_from_the_api_at_0_is_a_pause_for_etcd_and_zookeeper() {
+    let (server, pod) = serving(vec![
+        ok(statefulset("etcd", 0, None, "etcd")),
+        ok(statefulset("zk", 0, None, "zk")),
+    ]);
+    let password = pod.path("super-password");
+    std::fs::write(&password, "secret\n").unwrap();
+    let super_password = format!("super_password_file={}", password.display());
+    let leave = |role: &str, hostname: &str, extra: &[&str]| {
+        let mut args = vec![
+            "leave",
+            "--role",
+            role,
+            "--hostname",
+            hostname,
+            "--from-api",
+            "--timeout",
+            "2s",
+        ];
+        args.extend(extra);
+        pod.run(server.addr, &args)
+    };
+    assert_code(
+        &leave("etcd", "etcd-2", &[]),
+        0,
+        &["the set is scaled to 0: a pause"],
+    );
+    assert_code(
+        &leave("zookeeper", "zk-2", &["--set", &super_password]),
+        0,
+        &["the set is scaled to 0: a pause"],
+    );
+    assert_eq!(server.seen().len(), 2, "one GET per leave");
+}
+
 #[test]
 fn a_set_or_a_node_rolecall_cannot_use_is_an_identity_error() {
     let (server, pod) = serving(vec![

@@ -3,10 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::anyhow;
-
 use crate::cli::PodArgs;
-use crate::duration::parse_duration;
 use crate::error::{Exit, OrExit, Result};
 use crate::kube;
 use crate::names::is_dns_name;
@@ -33,11 +30,7 @@ impl ApiSettings {
                  build with it"
             ),
             true => Some(
-                parse_duration(&args.api_timeout)
-                    .map_err(|why| {
-                        anyhow!("--api-timeout `{}` {why}", args.api_timeout.escape_debug())
-                    })
-                    .or_exit(Exit::Usage)?,
+                super::duration_flag("--api-timeout", &args.api_timeout).or_exit(Exit::Usage)?,
             ),
         };
         if let Some(node) = &args.node_name
